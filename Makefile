@@ -1,0 +1,57 @@
+# bespoke: two commands set everything up on a fresh Debian machine:
+#   make demo   install, then separate the bundled example
+#   make test   install, then run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+# A pinned CPU build of torch, installed before the rest (a bare "torch" pulls a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+.PHONY: install demo test bench bench-quick clean help
+
+help:
+	@echo "make demo         install, then separate examples/ (writes examples/out/)"
+	@echo "make test         install, then run the tests"
+	@echo "make bench        full benchmark -> bench/RESULTS.md (about 30 min on 2 cores)"
+	@echo "make bench-quick  a subset of the benchmark (a few minutes)"
+	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth; then \
+		echo "libfluidsynth missing: installing it with apt-get"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y libfluidsynth3; \
+	fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,plot]"
+	@touch $@
+
+# the benchmark's own needs: music21's corpus, a profiler, and a second soundfont
+# (MuseScore_General) so that its synthetic songs never use the tool's own timbres
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[test,plot,bench]"
+	@test -e /usr/share/sounds/sf3/MuseScore_General.sf3 || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y musescore-general-soundfont; }
+	@touch $@
+
+demo: install
+	@mkdir -p examples/out
+	$(BIN)/bespoke separate examples/mix.wav examples/score.mid --target violin \
+		-o examples/out/violin.wav --residual examples/out/rest.wav \
+		--save-aligned examples/out/aligned.mid --overwrite
+	$(BIN)/bespoke eval examples/out/violin.wav examples/truth/violin.flac --mix examples/mix.wav
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run --out bench/RESULTS.md
+
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run --quick --out bench/RESULTS-quick.md
+
+clean:
+	rm -rf $(VENV) examples/out .pytest_cache bench/work

@@ -1,0 +1,49 @@
+"""Every setting in one place, with its default. The CLI and the API fill a Settings; the
+stages read their part of it."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Tuple
+
+from .data import Recipe
+from .spectral import Grid
+
+
+@dataclass
+class AlignSettings:
+    enabled: bool = True            # False: the MIDI is already aligned to the recording
+    feature_rate: float = 20.0      # frames per second of the DTW features
+    min_confidence: float = 0.0     # below it: an error (unless force); 0 disables the check
+    warn_confidence: float = 0.25   # below it: a warning
+
+
+@dataclass
+class ModelSettings:
+    channels: Tuple[int, ...] = (16, 24, 32, 48)
+    n_context: int = 2
+
+
+@dataclass
+class TrainSettings:
+    budget: float = 60.0            # seconds of training
+    steps: Optional[int] = None     # exact number of steps (overrides budget)
+    batch_size: int = 8
+    lr: float = 2e-3
+    n_programs: int = 3             # timbres of the target rendered for training
+
+
+@dataclass
+class Settings:
+    grid: Grid = field(default_factory=lambda: Grid(hop=512, bins_per_octave=24))
+    align: AlignSettings = field(default_factory=AlignSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    recipe: Recipe = field(default_factory=Recipe)
+    soundfont: Optional[str] = None
+    program: Optional[int] = None   # GM program of the target (None: the MIDI's)
+    device: str = "auto"
+    seed: Optional[int] = None
+    mask_power: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

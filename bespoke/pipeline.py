@@ -1,0 +1,262 @@
+"""Where the steps meet: audio + MIDI -> align -> aligned MIDI -> synth -> augment -> train ->
+separate -> stem. Each stage takes and returns plain values; ``run`` chains them and times them.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from . import midi as midimod
+from .audio import Audio, resample
+from .config import Settings
+from .errors import AlignmentError, InputError
+
+log = logging.getLogger("bespoke")
+
+
+class Progress:
+    """Progress reporting for the stages: tqdm bars on stderr, or nothing when quiet.
+
+    ``with progress.stage("train", total=1.0) as update: update(fraction)``.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: float = 1.0, unit: str = ""):
+        if not self.enabled:
+            yield lambda value, **kw: None
+            return
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"{name:<9}", unit=unit, leave=True, dynamic_ncols=True,
+                   bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        state = {"v": 0.0}
+
+        def update(value: float, **postfix):
+            value = min(value, total)
+            if value > state["v"]:
+                bar.update(value - state["v"])
+                state["v"] = value
+            if postfix:
+                bar.set_postfix(postfix, refresh=False)
+
+        try:
+            yield update
+            update(total)
+        finally:
+            bar.close()
+
+
+@dataclass
+class Result:
+    """What a separation hands back. Audio arrays are ``(n_channels, n_samples)`` at ``sr``."""
+
+    stem: np.ndarray
+    residual: np.ndarray
+    sr: int
+    aligned_midi: object                     # pretty_midi.PrettyMIDI, every part, audio time
+    target_index: int
+    alignment: Optional[object] = None       # align.Alignment
+    train: Optional[object] = None           # train.TrainResult
+    timings: Dict[str, float] = field(default_factory=dict)
+    settings: Optional[Settings] = None
+    model: Optional[object] = None
+    warnings: List[str] = field(default_factory=list)
+    input_subtype: Optional[str] = None
+
+    def save(self, path, subtype=None, fmt=None) -> dict:
+        from .audio import save_audio
+
+        return save_audio(path, self.stem, self.sr, subtype=subtype, fmt=fmt, like=self.input_subtype)
+
+    def save_residual(self, path, subtype=None, fmt=None) -> dict:
+        from .audio import save_audio
+
+        return save_audio(path, self.residual, self.sr, subtype=subtype, fmt=fmt, like=self.input_subtype)
+
+    def save_aligned_midi(self, path) -> None:
+        midimod.save_midi(self.aligned_midi, path)
+
+
+# --------------------------------------------------------------------------- stages
+
+GM_AVOID = {45, 46, 47, 55, 112, 113, 114, 115, 116, 117, 118, 119}  # plucked/percussive oddities
+
+
+def timbre_programs(program: int, n: int) -> List[int]:
+    """``program`` and up to ``n - 1`` neighbours from its GM family (8 programs a family),
+    nearest first: other timbres of the same kind of instrument, for training variety."""
+    fam = (program // 8) * 8
+    others = sorted((p for p in range(fam, fam + 8) if p != program and p not in GM_AVOID),
+                    key=lambda p: (abs(p - program), p))
+    return [program] + others[: max(n - 1, 0)]
+
+
+def mono_at(audio: Audio, sr: int) -> np.ndarray:
+    """The mixture as mono float32 ``(n_samples,)`` at ``sr``."""
+    return resample(audio.mono(), audio.sr, sr)
+
+
+def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Settings, renderer,
+                tuning: float):
+    """Align every part of ``pm`` to ``mix`` (mono at ``sr``). Returns (aligned_pm, Alignment)."""
+    from .align import align_audio
+
+    program = settings.program
+    insts = []
+    for i, inst in enumerate(pm.instruments):
+        if i == target_index and program is not None and not inst.is_drum:
+            inst = midimod.with_program(midimod.subset(pm, [i]), program).instruments[0]
+        insts.append(inst)
+    score_audio = renderer.render(insts)
+    if np.max(np.abs(score_audio)) < 1e-6:
+        raise AlignmentError("the MIDI renders to silence with this soundfont; try --soundfont or --program")
+    notes = np.concatenate([midimod.notes_array(i) for i in pm.instruments])
+    al = align_audio(mix, sr, score_audio, renderer.sr, feature_rate=settings.align.feature_rate,
+                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())))
+    return midimod.warp(pm, al.time_map), al
+
+
+def render_targets(renderer, target_inst, programs: List[int], n_samples: int) -> List[np.ndarray]:
+    """The aligned target rendered once per program, each ``(n_samples,)`` on the mix's timeline."""
+    from .audio import fit_length
+
+    outs = []
+    for p in programs:
+        y = renderer.render([target_inst], duration=n_samples / renderer.sr, program=p)
+        if np.max(np.abs(y)) > 1e-6:
+            outs.append(fit_length(y, n_samples))
+    return outs
+
+
+def notch_background(mix: np.ndarray, notes: np.ndarray, grid, tuning: float) -> np.ndarray:
+    """The mixture with the target's harmonics (per the aligned score) cut out, ``(n_samples,)``."""
+    import torch
+
+    from .data import Features
+    from .spectral import harmonic_template
+
+    feat = Features(grid, "cpu")
+    X = feat.stft(torch.from_numpy(mix)[None])
+    templ = harmonic_template(notes, grid, X.shape[-1], tuning_cents=tuning)
+    keep = 1.0 - feat.to_lin(torch.from_numpy(templ)[None]).clamp(0, 1)
+    return feat.istft(X * keep, len(mix))[0].numpy()
+
+
+def gap_background(mix: np.ndarray, notes: np.ndarray, sr: int, margin: float = 0.15) -> np.ndarray:
+    """The mixture where the target is silent (per the aligned score), zero elsewhere, with
+    20 ms fades. ``(n_samples,)``"""
+    from .augment import activity
+
+    act = activity(notes, len(mix), sr, margin=margin).astype(np.float32)
+    k = max(int(0.02 * sr), 1)
+    fade = np.convolve(1.0 - act, np.ones(k) / k, mode="same")
+    return (mix * fade).astype(np.float32)
+
+
+def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optional[Progress] = None,
+        keep_model: bool = False, on_warning: Optional[Callable[[str], None]] = None) -> Result:
+    """The whole pipeline on a loaded recording and MIDI. See api.separate for the arguments."""
+    import torch
+
+    from .data import Song, TrainingSet
+    from .model import MaskNet
+    from .separate import apply_mask, predict_mask
+    from .spectral import estimate_tuning
+    from .synth import Renderer
+    from .train import fit, resolve_device
+
+    progress = progress or Progress(False)
+    warnings_: List[str] = []
+
+    def warn(msg):
+        warnings_.append(msg)
+        if on_warning:
+            on_warning(msg)
+
+    timings: Dict[str, float] = {}
+    grid = settings.grid
+    device = resolve_device(settings.device)
+    seed = 0 if settings.seed is None else int(settings.seed)
+    if settings.seed is not None:
+        torch.manual_seed(seed)
+
+    t = time.perf_counter()
+    mix = mono_at(audio, grid.sr)
+    tuning = estimate_tuning(mix, grid.sr)
+    renderer = Renderer(sr=grid.sr, soundfont=settings.soundfont)
+    timings["load"] = time.perf_counter() - t
+
+    target_inst = pm.instruments[target_index]
+    if target_inst.is_drum:
+        warn("the target is a drum part: bespoke is tuned for pitched parts; expect a rough stem")
+    alignment = None
+    t = time.perf_counter()
+    with progress.stage("align") as update:
+        if settings.align.enabled:
+            aligned, alignment = stage_align(mix, grid.sr, pm, target_index, settings, renderer, tuning)
+            if settings.align.min_confidence > 0 and alignment.confidence < settings.align.min_confidence:
+                raise AlignmentError(
+                    f"alignment confidence {alignment.confidence:.2f} is below {settings.align.min_confidence:.2f}: "
+                    "the MIDI may not belong to this recording (use --force to separate anyway)")
+            if alignment.confidence < settings.align.warn_confidence:
+                warn(f"low alignment confidence ({alignment.confidence:.2f}): check that the MIDI matches the recording")
+        else:
+            aligned = pm
+        update(1.0)
+    timings["align"] = time.perf_counter() - t
+
+    target = aligned.instruments[target_index]
+    others = [inst for i, inst in enumerate(aligned.instruments) if i != target_index]
+    tnotes = midimod.notes_array(target)
+    onotes = np.concatenate([midimod.notes_array(i) for i in others]) if others else np.zeros((0, 4))
+    if tnotes[:, 0].min() > audio.duration:
+        raise InputError("after alignment the target's notes all lie past the end of the recording")
+
+    t = time.perf_counter()
+    with progress.stage("synth") as update:
+        program = settings.program if settings.program is not None else int(target.program)
+        programs = timbre_programs(program, settings.train.n_programs) if not target.is_drum else [0]
+        targets = render_targets(renderer, target, programs, len(mix))
+        if not targets:
+            raise InputError("the target part renders to silence with this soundfont; try --soundfont or --program")
+        update(0.5)
+        backgrounds = [(gap_background(mix, tnotes, grid.sr), onotes),
+                       (notch_background(mix, tnotes, grid, tuning), onotes)]
+        if others:
+            from .audio import fit_length
+
+            backgrounds.append((fit_length(renderer.render(others, duration=len(mix) / grid.sr), len(mix)), onotes))
+    renderer.close()
+    timings["synth"] = time.perf_counter() - t
+
+    song = Song(mix=mix, sr=grid.sr, target_notes=tnotes, other_notes=onotes, tuning=tuning)
+    data = TrainingSet(song, targets, backgrounds, grid, settings.recipe)
+    model = MaskNet(channels=settings.model.channels, n_context=settings.model.n_context)
+
+    t = time.perf_counter()
+    tr = settings.train
+    with progress.stage("train") as update:
+        result = fit(model, data, budget=tr.budget, device=device, seed=seed, steps=tr.steps,
+                     batch_size=tr.batch_size, lr=tr.lr,
+                     on_progress=lambda f, loss: update(f, loss=f"{loss:.3f}"))
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with progress.stage("separate") as update:
+        mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
+                            on_progress=lambda f: update(0.5 * f))
+        stem = apply_mask(audio.samples, audio.sr, mask, grid, power=settings.mask_power,
+                          on_progress=lambda f: update(0.5 + 0.5 * f))
+    residual = (audio.samples - stem).astype(np.float32)
+    timings["separate"] = time.perf_counter() - t
+    return Result(stem=stem, residual=residual, sr=audio.sr, aligned_midi=aligned, target_index=target_index,
+                  alignment=alignment, train=result, timings=timings, settings=settings,
+                  model=model if keep_model else None, warnings=warnings_, input_subtype=audio.subtype)

@@ -1,0 +1,91 @@
+"""Inference over any length: the network's mask in chunks on the analysis grid, then the
+mask applied to the input at its own sample rate and channel count, in blocks.
+
+Memory stays bounded: only the log-frequency mask ``(n_log, n_frames)`` of the whole song is
+held (about 3 MB per minute); spectra exist one block at a time.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .data import Features, score_channels
+from .spectral import Grid, log_to_lin
+
+
+@torch.no_grad()
+def predict_mask(model, mix: np.ndarray, grid: Grid, target_notes: np.ndarray, other_notes: np.ndarray,
+                 tuning: float = 0.0, device="cpu", chunk_s: float = 20.0, context_s: float = 3.0,
+                 on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+    """The target's mask on the grid, float32 ``(n_log, n_frames)``, for a mono mixture
+    ``(n_samples,)`` at ``grid.sr``. Chunks overlap by ``context_s`` so the seams are invisible."""
+    dev = torch.device(device)
+    model.to(dev).eval()
+    feat = Features(grid, dev)
+    n_frames = grid.n_frames(len(mix))
+    out = np.zeros((grid.n_log, n_frames), dtype=np.float32)
+    chunk = max(int(chunk_s * grid.frame_rate), 16)
+    ctx = int(context_s * grid.frame_rate)
+    starts = list(range(0, n_frames, chunk))
+    for k, a in enumerate(starts):
+        b = min(a + chunk, n_frames)
+        fa, fb = max(a - ctx, 0), min(b + ctx, n_frames)
+        s0, s1 = fa * grid.hop, (fb - 1) * grid.hop
+        wave = mix[s0:s1]
+        X = feat.stft(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None].to(dev))
+        T = X.shape[-1]
+        sc = score_channels(target_notes, other_notes, grid, T, fa / grid.frame_rate, tuning)
+        sc_t = torch.from_numpy(sc).to(dev)[None]
+        x = feat.inputs(X.abs(), sc_t[:, 0], sc_t[:, 1], sc_t[:, 2])
+        m = model(x)[0].float().cpu().numpy()
+        take = slice(a - fa, a - fa + (b - a))
+        out[:, a:b] = m[:, take][:, : b - a]
+        if on_progress:
+            on_progress((k + 1) / len(starts))
+    return out
+
+
+def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s: float = 30.0,
+               power: float = 1.0, on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+    """Apply a grid mask ``(n_log, n_frames)`` to ``audio`` ``(n_channels, n_samples)`` at ``sr``.
+
+    The input's STFT spans the same time per frame as the grid's (so 4096 points at 44.1 kHz);
+    the mask is interpolated in time and log-frequency onto it, the same mask for every channel.
+    Blocks overlap by more than a window, so the result equals one whole-signal pass.
+    Returns float32 ``(n_channels, n_samples)``.
+    """
+    C, n = audio.shape
+    scale = sr / grid.sr
+    n_fft = max(int(2 * round(grid.n_fft * scale / 2)), 64)
+    hop = max(int(round(grid.hop * scale)), 1)
+    window = torch.hann_window(n_fft)
+    P = log_to_lin(grid, n_fft // 2 + 1, sr)  # (n_lin_in, n_log)
+    grid_t = np.arange(mask.shape[1]) / grid.frame_rate
+    out = np.zeros((C, n), dtype=np.float32)
+    block = max(int(block_s * sr), n_fft * 4)
+    ctx = 2 * n_fft
+    starts = list(range(0, n, block))
+    for k, a in enumerate(starts):
+        b = min(a + block, n)
+        s0, s1 = max(a - ctx, 0), min(b + ctx, n)
+        seg = torch.from_numpy(np.ascontiguousarray(audio[:, s0:s1], dtype=np.float32))
+        X = torch.stft(seg, n_fft, hop, window=window, center=True, return_complex=True)  # (C, F, T)
+        t = (s0 + np.arange(X.shape[-1]) * hop) / sr
+        # interpolate the mask in time (per log bin), then onto linear bins
+        idx = np.clip(t * grid.frame_rate, 0, mask.shape[1] - 1)
+        i0 = np.floor(idx).astype(int)
+        i1 = np.minimum(i0 + 1, mask.shape[1] - 1)
+        w = (idx - i0).astype(np.float32)
+        m_log = mask[:, i0] * (1 - w) + mask[:, i1] * w
+        m_lin = P @ m_log
+        if power != 1.0:
+            m_lin = m_lin ** power
+        Y = X * torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))[None]
+        y = torch.istft(Y, n_fft, hop, window=window, center=True, length=s1 - s0).numpy()
+        out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
+        if on_progress:
+            on_progress((k + 1) / len(starts))
+    del grid_t
+    return out

@@ -1,0 +1,167 @@
+"""Time-frequency grids: STFT settings, the log-frequency grid the network sees, and score
+templates (where a part's harmonics lie in time and frequency).
+
+Shapes: a linear spectrogram is ``(n_lin, n_frames)`` with ``n_lin = n_fft // 2 + 1``; a
+log-frequency one is ``(n_log, n_frames)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The analysis grid of the network: STFT at ``sr`` and a log-frequency axis."""
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop: int = 256
+    fmin: float = 32.7  # C1
+    bins_per_octave: int = 36
+
+    @property
+    def n_lin(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sr / self.hop
+
+    @property
+    def lin_freqs(self) -> np.ndarray:
+        return np.arange(self.n_lin) * self.sr / self.n_fft
+
+    @property
+    def log_freqs(self) -> np.ndarray:
+        return log_freqs(self.fmin, self.sr / 2.0, self.bins_per_octave)
+
+    @property
+    def n_log(self) -> int:
+        return len(self.log_freqs)
+
+    def frame_times(self, n_frames: int) -> np.ndarray:
+        """Centre times (s) of frames of a centred STFT."""
+        return np.arange(n_frames) * self.hop / self.sr
+
+    def n_frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop
+
+
+def log_freqs(fmin: float, fmax: float, bpo: int) -> np.ndarray:
+    n = int(np.floor(bpo * np.log2(fmax / fmin))) + 1
+    return fmin * 2.0 ** (np.arange(n) / bpo)
+
+
+@lru_cache(maxsize=8)
+def lin_to_log(grid: Grid) -> np.ndarray:
+    """Projection ``(n_log, n_lin)``: triangular weights, never narrower than a linear bin,
+    rows summing to 1 (a weighted average of linear magnitudes)."""
+    f_lin = grid.lin_freqs
+    f_log = grid.log_freqs
+    df = grid.sr / grid.n_fft
+    ratio = 2.0 ** (1.0 / grid.bins_per_octave)
+    W = np.zeros((len(f_log), len(f_lin)), dtype=np.float32)
+    for k, f in enumerate(f_log):
+        half = max(f * (ratio - 1.0), df)
+        w = np.clip(1.0 - np.abs(f_lin - f) / half, 0.0, None)
+        s = w.sum()
+        if s <= 0:
+            j = int(np.argmin(np.abs(f_lin - f)))
+            w[j], s = 1.0, 1.0
+        W[k] = w / s
+    return W
+
+
+@lru_cache(maxsize=8)
+def log_to_lin(grid: Grid, n_lin: int = 0, sr: int = 0) -> np.ndarray:
+    """Interpolation ``(n_lin, n_log)`` of a log-frequency mask onto linear bins (held constant
+    below fmin and above the top bin). ``n_lin``/``sr`` choose another linear grid (the input's)."""
+    sr = sr or grid.sr
+    n_lin = n_lin or grid.n_lin
+    f_lin = np.arange(n_lin) * (sr / 2.0) / (n_lin - 1)
+    lf = np.log2(grid.log_freqs)
+    x = np.log2(np.clip(f_lin, grid.fmin, grid.log_freqs[-1]))
+    idx = np.clip(np.searchsorted(lf, x) - 1, 0, len(lf) - 2)
+    t = np.clip((x - lf[idx]) / (lf[idx + 1] - lf[idx]), 0.0, 1.0)
+    P = np.zeros((n_lin, len(lf)), dtype=np.float32)
+    P[np.arange(n_lin), idx] = 1.0 - t
+    P[np.arange(n_lin), idx + 1] += t
+    return P
+
+
+def midi_to_hz(pitch, tuning_cents: float = 0.0):
+    return 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0 + tuning_cents / 100.0) / 12.0)
+
+
+def harmonic_template(notes: np.ndarray, grid: Grid, n_frames: int, t0: float = 0.0,
+                      tuning_cents: float = 0.0, n_harmonics: int = 24, width_semitones: float = 0.35,
+                      release: float = 0.08, decay: float = 0.0) -> np.ndarray:
+    """Where a part's harmonics lie: float32 ``(n_log, n_frames)`` in [0, 1].
+
+    notes: ``(n_notes, 4)`` start, end, pitch, velocity (seconds; see midi.notes_array);
+    frame ``i`` is at time ``t0 + i * hop / sr``. Each active note adds Gaussian bumps
+    (``width_semitones`` std) at its harmonics; a note stays ``release`` s past its end.
+    ``decay`` > 0 weights harmonic h by ``h ** -decay``.
+    """
+    T = np.zeros((grid.n_log, n_frames), dtype=np.float32)
+    if len(notes) == 0 or n_frames == 0:
+        return T
+    frame_t = t0 + np.arange(n_frames) * grid.hop / grid.sr
+    lf = np.log2(grid.log_freqs)
+    sig = width_semitones / 12.0
+    cache = {}
+    for s, e, p, _v in notes:
+        i0 = int(np.searchsorted(frame_t, s))
+        i1 = int(np.searchsorted(frame_t, e + release))
+        if i1 <= i0 or i1 <= 0 or i0 >= n_frames:
+            continue
+        key = int(round(p * 4))
+        col = cache.get(key)
+        if col is None:
+            f0 = midi_to_hz(p, tuning_cents)
+            h = np.arange(1, n_harmonics + 1)
+            fh = f0 * h
+            h, fh = h[fh < grid.sr / 2], fh[fh < grid.sr / 2]
+            amp = h ** (-decay) if decay > 0 else np.ones_like(fh)
+            d = (lf[:, None] - np.log2(fh)[None, :]) / sig
+            col = np.max(amp[None, :] * np.exp(-0.5 * d * d), axis=1).astype(np.float32) if len(fh) else \
+                np.zeros(grid.n_log, np.float32)
+            cache[key] = col
+        sl = slice(max(i0, 0), min(i1, n_frames))
+        np.maximum(T[:, sl], col[:, None], out=T[:, sl])
+    return T
+
+
+def onset_template(notes: np.ndarray, grid: Grid, n_frames: int, t0: float = 0.0,
+                   tau: float = 0.05, tuning_cents: float = 0.0) -> np.ndarray:
+    """Like harmonic_template but each note's bumps decay as exp(-(t - start) / tau): where
+    attacks are. float32 ``(n_log, n_frames)``."""
+    T = np.zeros((grid.n_log, n_frames), dtype=np.float32)
+    if len(notes) == 0 or n_frames == 0:
+        return T
+    frame_t = t0 + np.arange(n_frames) * grid.hop / grid.sr
+    for s, e, p, v in notes:
+        i0 = int(np.searchsorted(frame_t, s - 0.5 / grid.frame_rate))
+        i1 = int(np.searchsorted(frame_t, s + 5 * tau))
+        if i1 <= 0 or i0 >= n_frames:
+            continue
+        one = harmonic_template(np.array([[s, e, p, v]]), grid, 1, t0=frame_t[min(max(i0, 0), n_frames - 1)],
+                                tuning_cents=tuning_cents, release=1.0)[:, 0]
+        sl = slice(max(i0, 0), min(i1, n_frames))
+        env = np.exp(-np.clip(frame_t[sl] - s, 0, None) / tau).astype(np.float32)
+        np.maximum(T[:, sl], one[:, None] * env[None, :], out=T[:, sl])
+    return T
+
+
+def estimate_tuning(y: np.ndarray, sr: int) -> float:
+    """The recording's tuning offset from A=440 in cents (-50..50)."""
+    import librosa
+
+    try:
+        dev = float(librosa.estimate_tuning(y=y, sr=sr))  # fraction of a semitone
+    except Exception:
+        return 0.0
+    return float(np.clip(dev * 100.0, -50.0, 50.0)) if np.isfinite(dev) else 0.0
