@@ -29,7 +29,12 @@ class TrainSettings:
     steps: Optional[int] = None     # exact number of steps (overrides budget)
     batch_size: int = 8
     lr: float = 2e-3
-    n_programs: int = 3             # timbres of the target rendered for training
+    n_programs: int = 3             # GM programs of the target's family used for training timbres
+    n_renders: int = 6              # renderings of the target (programs x soundfonts x performances)
+    vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
+    extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
+    self_train: float = 0.0         # share of the budget before self-training starts (0: off)
+    pseudo_weight: float = 1.0      # draw weight of the estimated real target once self-training starts
 
 
 @dataclass
