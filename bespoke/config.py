@@ -13,8 +13,15 @@ from .spectral import Grid
 class AlignSettings:
     enabled: bool = True            # False: the MIDI is already aligned to the recording
     feature_rate: float = 20.0      # frames per second of the DTW features
-    min_confidence: float = 0.0     # below it: an error (unless force); 0 disables the check
-    warn_confidence: float = 0.25   # below it: a warning
+    # Below min_confidence: an error (unless force); 0 disables the check. Provisional: on the
+    # current confidence figure a right MIDI scores about 0.6-0.7 (tiny songs, TRIOS), another
+    # piece or noise 0.2-0.3; recalibrate with the confidence measure.
+    min_confidence: float = 0.4
+    warn_confidence: float = 0.5    # below it: a warning
+    # The score's notes and the recording's sound may differ in length by at most this factor
+    # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
+    max_duration_ratio: float = 2.0
+    keep_cost: bool = False         # keep the DTW cost matrix in the Alignment (for --plot)
 
 
 @dataclass
