@@ -46,12 +46,11 @@ def bad(tiny_song, tmp_path_factory):
     with_empty.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="Strings")]))
     with_empty.save(str(d / "with_empty.mid"))
     make_score(tempo_scale=4.0).write(str(d / "far_longer.mid"))
-    make_score(seconds=30.0, tempo_scale=0.1).write(str(d / "far_shorter.mid"))
-    other = make_score(seed=5)  # another piece: other melody, other harmony, same length
-    for n in other.instruments[0].notes:
-        n.pitch -= 5
-    for n in other.instruments[1].notes:
-        n.pitch += 3
+    make_score(seconds=30.0, tempo_scale=0.05).write(str(d / "far_shorter.mid"))
+    other = make_score(seed=7)  # another piece: other melody, other key, same length
+    for inst in other.instruments:
+        for n in inst.notes:
+            n.pitch += 6
     other.write(str(d / "other_piece.mid"))
     return d
 

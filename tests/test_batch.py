@@ -147,3 +147,15 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == "bespoke: error: 1 of 3 rows failed (see the table)"
     assert proc.stdout.strip().splitlines()[-1] == "3 rows: 2 skipped, 1 failed"
     assert (tmp_path / "out" / "good.flac").stat().st_mtime_ns == before
+
+
+def test_parallel_jobs_split_the_cpu_threads(monkeypatch):
+    from bespoke import batch
+
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert batch.threads_per_job(2) == 4 and batch.threads_per_job(3) == 2 and batch.threads_per_job(16) == 1
+    assert batch._child_env(2)["OMP_NUM_THREADS"] == "4"
+    assert "OMP_NUM_THREADS" not in batch._child_env(1)        # one job: torch's own choice
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")                  # the user's setting wins
+    assert batch._child_env(2)["OMP_NUM_THREADS"] == "3"
