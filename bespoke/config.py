@@ -13,8 +13,16 @@ from .spectral import Grid
 class AlignSettings:
     enabled: bool = True            # False: the MIDI is already aligned to the recording
     feature_rate: float = 20.0      # frames per second of the DTW features
-    min_confidence: float = 0.0     # below it: an error (unless force); 0 disables the check
-    warn_confidence: float = 0.25   # below it: a warning
+    # Below min_confidence: an error (unless force); 0 disables the check. Provisional, for the
+    # current confidence figure: the right MIDI scores 0.6-0.7 with every part (tiny songs,
+    # TRIOS) and 0.40-0.69 with one part alone (TRIOS); another piece 0.17-0.29, noise 0.19.
+    # Recalibrate together with the confidence measure.
+    min_confidence: float = 0.33
+    warn_confidence: float = 0.4    # below it: a warning
+    # The score's notes and the recording's sound may differ in length by at most this factor
+    # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
+    max_duration_ratio: float = 3.0
+    keep_cost: bool = False         # keep the DTW cost matrix in the Alignment (for --plot)
 
 
 @dataclass

@@ -108,7 +108,9 @@ def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Setti
                 tuning: float):
     """Align every part of ``pm`` to ``mix`` (mono at ``sr``). Returns (aligned_pm, Alignment)."""
     from .align import align_audio
+    from .audio import active_span
 
+    midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
     program = settings.program
     insts = []
     for i, inst in enumerate(pm.instruments):
@@ -120,7 +122,8 @@ def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Setti
         raise AlignmentError("the MIDI renders to silence with this soundfont; try --soundfont or --program")
     notes = np.concatenate([midimod.notes_array(i) for i in pm.instruments])
     al = align_audio(mix, sr, score_audio, renderer.sr, feature_rate=settings.align.feature_rate,
-                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())))
+                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())),
+                     keep_cost=settings.align.keep_cost)
     return midimod.warp(pm, al.time_map), al
 
 
