@@ -83,6 +83,10 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       + (f", overrides `{json.dumps(meta['extra_settings'])}`" if meta.get("extra_settings") else "")
       + f"; device cpu, seed 0; its soundfont `{os.path.basename(meta.get('tool_soundfont', '?'))}`. "
       f"Synthetic songs rendered with `{os.path.basename(meta.get('synth_soundfont', '?'))}`.")
+    st = [r["steps"] for r in results if r.get("steps") is not None and "error" not in r]
+    if st:
+        w(f"- Training steps a bespoke run got: {min(st)}-{max(st)} (mean {sum(st) / len(st):.0f}); "
+          "with a time budget this depends on the machine and its load: compare methods within one run.")
     w(f"- Total time of this run: {meta.get('total_seconds', 0) / 60:.1f} min"
       + (f"; skipped: {', '.join(meta['skipped'])}" if meta.get("skipped") else "") + ".")
     fails = [r for r in results if "error" in r]
