@@ -78,9 +78,9 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "buys) are rough**.")
     budgets = meta.get("budgets") or [None]
     btxt = ", ".join("default (60 s)" if b is None else f"{b:g} s" for b in budgets)
-    w(f"- bespoke: default settings, training budget {btxt}"
+    w("- bespoke: " + (f"default settings except `{json.dumps(meta['extra_settings'])}`" if meta.get("extra_settings")
+                       else "default settings") + f", training budget {btxt}"
       + (f", exactly {meta['steps']} steps" if meta.get("steps") else "")
-      + (f", overrides `{json.dumps(meta['extra_settings'])}`" if meta.get("extra_settings") else "")
       + f"; device cpu, seed 0; its soundfont `{os.path.basename(meta.get('tool_soundfont', '?'))}`. "
       f"Synthetic songs rendered with `{os.path.basename(meta.get('synth_soundfont', '?'))}`.")
     st = [r["steps"] for r in results if r.get("steps") is not None and "error" not in r]
