@@ -13,8 +13,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
 	@echo "make test         install, then run the tests"
-	@echo "make bench        full benchmark -> bench/RESULTS.md (about 30 min on 2 cores)"
-	@echo "make bench-quick  a subset of the benchmark (a few minutes)"
+	@echo "make bench        full benchmark -> bench/RESULTS.md + results.json (under 30 min on 2 cores)"
+	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -29,8 +29,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,plot]"
 	@touch $@
 
-# the benchmark's own needs: music21's corpus, a profiler, and a second soundfont
-# (MuseScore_General) so that its synthetic songs never use the tool's own timbres
+# the benchmark's own needs: music21's corpus, an independent SI-SDR (fast-bss-eval), a profiler,
+# and a second soundfont (MuseScore_General) to render its synthetic songs with (it shares some
+# samples with FluidR3_GM; bench/RESULTS.md lists which)
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[test,plot,bench]"
 	@test -e /usr/share/sounds/sf3/MuseScore_General.sf3 || \
@@ -39,10 +40,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 demo: install
 	@mkdir -p examples/out
-	$(BIN)/bespoke separate examples/mix.wav examples/score.mid --target violin \
+	$(BIN)/bespoke separate examples/mix.flac examples/score.mid --target violin \
 		-o examples/out/violin.wav --residual examples/out/rest.wav \
 		--save-aligned examples/out/aligned.mid --overwrite
-	$(BIN)/bespoke eval examples/out/violin.wav examples/truth/violin.flac --mix examples/mix.wav
+	$(BIN)/bespoke eval examples/out/violin.wav examples/truth/violin.flac --mix examples/mix.flac
 
 test: install
 	$(BIN)/python -m pytest -q

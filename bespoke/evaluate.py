@@ -55,17 +55,29 @@ def scores(est, ref, mix=None) -> dict:
 def onset_errors(aligned_notes: np.ndarray, true_notes: np.ndarray) -> np.ndarray:
     """Absolute onset errors (s) between the same notes in two versions of a part.
 
-    Both ``(n, 4)`` arrays (start, end, pitch, velocity) hold the same notes (warping keeps
-    every note, in order of (start, pitch)); notes are matched by order after sorting.
+    Both ``(n, 4)`` arrays (start, end, pitch, velocity) hold the same notes (a monotonic warp
+    keeps every note, and the order of the notes of each pitch). Notes are matched pitch by
+    pitch, in order of onset, so chords whose notes swap order (asynchrony) still match.
+    Returns ``(n,)`` errors in the order of the true notes' onsets.
     """
-    a = aligned_notes[np.lexsort((aligned_notes[:, 2], aligned_notes[:, 0]))]
-    t = true_notes[np.lexsort((true_notes[:, 2], true_notes[:, 0]))]
+    a = np.asarray(aligned_notes, dtype=np.float64).reshape(-1, 4)
+    t = np.asarray(true_notes, dtype=np.float64).reshape(-1, 4)
     if len(a) != len(t):
         raise ValueError(f"note counts differ ({len(a)} vs {len(t)}): not two versions of one part")
-    return np.abs(a[:, 0] - t[:, 0])
+    err = np.zeros(len(t))
+    for p in np.unique(t[:, 2]):
+        ia = np.flatnonzero(a[:, 2] == p)
+        it = np.flatnonzero(t[:, 2] == p)
+        if len(ia) != len(it):
+            raise ValueError(f"pitch {int(p)}: {len(ia)} vs {len(it)} notes: not two versions of one part")
+        ia = ia[np.argsort(a[ia, 0], kind="stable")]
+        it = it[np.argsort(t[it, 0], kind="stable")]
+        err[it] = np.abs(a[ia, 0] - t[it, 0])
+    return err[np.argsort(t[:, 0], kind="stable")]
 
 
 def alignment_summary(errors: np.ndarray) -> dict:
+    """Median and mean error (ms) and the share of notes within 50 and 100 ms."""
     e = np.asarray(errors, dtype=np.float64)
     if e.size == 0:
         return {"median_ms": float("nan"), "within_50ms": float("nan"), "within_100ms": float("nan"), "n": 0}
@@ -75,10 +87,16 @@ def alignment_summary(errors: np.ndarray) -> dict:
 
 
 def random_warp(duration: float, rng: np.random.Generator, max_dev: float = 0.2,
-                offset: Optional[float] = None, n_knots: Optional[int] = None):
+                offset: Optional[float] = None, n_knots: Optional[int] = None,
+                first_onset: Optional[float] = None):
     """A smooth random tempo warp of a score of ``duration`` s: returns a TimeMap that maps the
-    true (performed) time to a de-aligned score time. Local tempo varies within +-max_dev;
-    the start moves by ``offset`` s (default: 1-2 s, either sign, kept >= 0)."""
+    true (performed) time to a de-aligned score time. Local tempo varies within +-max_dev.
+
+    ``offset``: how far the start moves (s); default 1-2 s, either sign. With ``first_onset``
+    (the earliest note, true time) a negative offset moves the notes earlier but never puts the
+    first note before 0.1 s. Without it the map is shifted to stay >= 0 everywhere, so a
+    negative offset then leaves the start where it was.
+    """
     from .align import TimeMap
 
     n_knots = n_knots or max(4, int(duration / 8.0))
@@ -94,5 +112,10 @@ def random_warp(duration: float, rng: np.random.Generator, max_dev: float = 0.2,
     if offset is None:
         offset = float(rng.uniform(1.0, 2.0) * rng.choice([-1.0, 1.0]))
     warped = warped + offset
-    warped -= min(0.0, warped.min())
+    if first_onset is not None:
+        lowest = float(np.interp(first_onset, t, warped))
+        if lowest < 0.1:
+            warped += 0.1 - lowest
+    else:
+        warped -= min(0.0, warped.min())
     return TimeMap(t, warped)
