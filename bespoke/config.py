@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional, Tuple
 
 from .data import Recipe
+from .nmf import NMFSettings
 from .spectral import Grid
 
 
@@ -42,7 +43,8 @@ class TrainSettings:
     vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
     extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
     self_train: float = 0.0         # share of the budget before self-training starts (0: off)
-    pseudo_weight: float = 1.0      # draw weight of the estimated real target once self-training starts
+    synth_weight: float = 1.0       # how often training targets are renderings ...
+    pseudo_weight: float = 1.0      # ... or the target as first estimated from the recording
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     recipe: Recipe = field(default_factory=Recipe)
+    nmf: NMFSettings = field(default_factory=NMFSettings)
+    # the stem's mask: net ** ensemble * nmf ** (1 - ensemble) (1: the network alone, 0: NMF alone)
+    ensemble: float = 0.5
     soundfont: Optional[str] = None
     program: Optional[int] = None   # GM program of the target (None: the MIDI's)
     device: str = "auto"

@@ -69,6 +69,24 @@ class Features:
         return torch.stack([logmag, templ, onset, other], dim=1)
 
 
+def log_magnitude(mix: np.ndarray, grid: Grid, chunk_frames: int = 4096) -> np.ndarray:
+    """The mixture's magnitude on the grid's log-frequency axis, float32 ``(n_log, n_frames)``,
+    computed in chunks (frame i centred on sample i * hop, zeros beyond the ends), so a long
+    song never holds its whole linear spectrogram."""
+    W = torch.from_numpy(lin_to_log(grid))
+    window = torch.hann_window(grid.n_fft)
+    n_frames = grid.n_frames(len(mix))
+    half = grid.n_fft // 2
+    padded = np.pad(mix.astype(np.float32), (half, half + grid.hop))
+    out = np.zeros((grid.n_log, n_frames), dtype=np.float32)
+    for a in range(0, n_frames, chunk_frames):
+        b = min(a + chunk_frames, n_frames)
+        seg = torch.from_numpy(np.ascontiguousarray(padded[a * grid.hop:(b - 1) * grid.hop + grid.n_fft]))
+        X = torch.stft(seg, grid.n_fft, grid.hop, window=window, center=False, return_complex=True)
+        out[:, a:b] = (W @ X.abs()[:, : b - a]).numpy()
+    return out
+
+
 def score_channels(notes: np.ndarray, other: np.ndarray, grid: Grid, n_frames: int, t0: float,
                    tuning: float) -> np.ndarray:
     """The three score channels ``(3, n_log, n_frames)`` for frames starting at ``t0`` s."""

@@ -167,44 +167,34 @@ def training_soundfonts(main, extra: int) -> List:
     return [first] + rest[:max(extra, 0)]
 
 
-def estimate_sources(model, mix: np.ndarray, grid, tnotes, onotes, tuning, device):
-    """The target and the rest as the model hears them in the real mixture, both ``(n_samples,)``."""
+def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, settings: Settings,
+              seed: int = 0):
+    """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score.
+
+    Returns (the target's NMF mask ``(n_log, n_frames)``, the target as NMF hears it and the
+    rest, both ``(n_samples,)``)."""
     import torch
 
-    from .data import Features
-    from .separate import predict_mask
+    from .data import log_magnitude
+    from .nmf import score_nmf
+    from .separate import apply_mask
 
-    mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device)
-    feat = Features(grid, "cpu")
-    X = feat.stft(torch.from_numpy(mix)[None])
-    m = feat.to_lin(torch.from_numpy(mask)[None]).clamp(0, 1)
-    est = feat.istft(X * m, len(mix))[0].numpy()
-    return est.astype(np.float32), (mix - est).astype(np.float32)
-
-
-def notch_background(mix: np.ndarray, notes: np.ndarray, grid, tuning: float) -> np.ndarray:
-    """The mixture with the target's harmonics (per the aligned score) cut out, ``(n_samples,)``."""
-    import torch
-
-    from .data import Features
-    from .spectral import harmonic_template
-
-    feat = Features(grid, "cpu")
-    X = feat.stft(torch.from_numpy(mix)[None])
-    templ = harmonic_template(notes, grid, X.shape[-1], tuning_cents=tuning)
-    keep = 1.0 - feat.to_lin(torch.from_numpy(templ)[None]).clamp(0, 1)
-    return feat.istft(X * keep, len(mix))[0].numpy()
+    V = torch.from_numpy(log_magnitude(mix, grid))
+    res = score_nmf(V, parts_notes, grid, tuning, settings.nmf, seed=seed, keep=[target_index])
+    mask = res.masks[0]
+    est = apply_mask(mix[None], grid.sr, mask, grid)[0]
+    return mask, est, (mix - est).astype(np.float32)
 
 
-def gap_background(mix: np.ndarray, notes: np.ndarray, sr: int, margin: float = 0.15) -> np.ndarray:
-    """The mixture where the target is silent (per the aligned score), zero elsewhere, with
-    20 ms fades. ``(n_samples,)``"""
-    from .augment import activity
-
-    act = activity(notes, len(mix), sr, margin=margin).astype(np.float32)
-    k = max(int(0.02 * sr), 1)
-    fade = np.convolve(1.0 - act, np.ones(k) / k, mode="same")
-    return (mix * fade).astype(np.float32)
+def combine_masks(net_mask: np.ndarray, nmf_mask: np.ndarray, weight: float) -> np.ndarray:
+    """The weighted geometric mean ``net ** weight * nmf ** (1 - weight)``: a bin passes only
+    where both methods let it, which removes the leaks each has alone."""
+    if weight >= 1.0:
+        return net_mask
+    if weight <= 0.0:
+        return nmf_mask
+    return (np.power(np.clip(net_mask, 1e-6, 1.0), weight) *
+            np.power(np.clip(nmf_mask, 1e-6, 1.0), 1.0 - weight)).astype(np.float32)
 
 
 def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optional[Progress] = None,
@@ -266,6 +256,12 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     if tnotes[:, 0].min() > audio.duration:
         raise InputError("after alignment the target's notes all lie past the end of the recording")
 
+    parts_notes = [midimod.notes_array(inst) for inst in aligned.instruments]
+    t = time.perf_counter()
+    with progress.stage("nmf") as update:
+        nmf_mask, target_est, rest_est = stage_nmf(mix, grid, parts_notes, target_index, tuning, settings, seed)
+    timings["nmf"] = time.perf_counter() - t
+
     t = time.perf_counter()
     tr = settings.train
     rng = np.random.default_rng(seed)
@@ -277,14 +273,17 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
                                  vary=tr.vary, tuning=tuning)
         if not targets:
             raise InputError("the target part renders to silence with this soundfont; try --soundfont or --program")
+        for src in targets:
+            src.weight = tr.synth_weight / len(targets)
+        targets.append(Source(target_est, weight=tr.pseudo_weight, name="target as NMF hears it"))
+        targets = [src for src in targets if src.weight > 0]
         update(0.5)
-        backgrounds = [Source(gap_background(mix, tnotes, grid.sr), onotes, name="mix gaps"),
-                       Source(notch_background(mix, tnotes, grid, tuning), onotes, name="mix notched")]
+        backgrounds = [Source(rest_est, onotes, name="rest as NMF hears it")]
         if others:
             from .audio import fit_length
 
             backgrounds.append(Source(fit_length(renderer.render(others, duration=len(mix) / grid.sr), len(mix)),
-                                      onotes, name="other parts"))
+                                      onotes, name="other parts rendered"))
     renderer.close()
     timings["synth"] = time.perf_counter() - t
 
@@ -298,11 +297,12 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     with progress.stage("train") as update:
         done = 0.0
         for k, share in enumerate(phases):
-            if k == 1:  # self-training: the real target as the model now hears it
-                est, rest = estimate_sources(model, mix, grid, tnotes, onotes, tuning, device)
-                w = tr.pseudo_weight * sum(s_.weight for s_ in data.targets)
-                data.targets.append(Source(est, name="estimated target", weight=w))
-                data.backgrounds.append(Source(rest, onotes, name="estimated rest"))
+            if k == 1:  # self-training: the target and the rest as the ensemble now hears them
+                mask = combine_masks(predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device),
+                                     nmf_mask, settings.ensemble)
+                est = apply_mask(mix[None], grid.sr, mask, grid)[0]
+                data.targets[-1] = Source(est, weight=tr.pseudo_weight, name="target as the ensemble hears it")
+                data.backgrounds[0] = Source(mix - est, onotes, name="rest as the ensemble hears it")
             steps = None if tr.steps is None else max(1, int(round(tr.steps * share)))
             results.append(fit(model, data, budget=tr.budget * share, device=device, seed=seed + k, steps=steps,
                                batch_size=tr.batch_size, lr=tr.lr,
@@ -317,8 +317,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
 
     t = time.perf_counter()
     with progress.stage("separate") as update:
-        mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
-                            on_progress=lambda f: update(0.5 * f))
+        net_mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
+                                on_progress=lambda f: update(0.5 * f))
+        mask = combine_masks(net_mask, nmf_mask, settings.ensemble)
         stem = apply_mask(audio.samples, audio.sr, mask, grid, power=settings.mask_power,
                           on_progress=lambda f: update(0.5 + 0.5 * f))
     residual = (audio.samples - stem).astype(np.float32)

@@ -1,0 +1,149 @@
+"""Score-informed NMF (Ewert & Mueller 2012 style) on the log-frequency grid.
+
+For every (part, pitch) of the aligned score: a harmonic template (non-zero only in bands
+around the partials, initial amplitude 1/h) and a broadband onset template; their activations
+may be non-zero only where the score says the note sounds (within a tolerance) or starts.
+With a single-part MIDI, a few free components model everything else. KL-divergence
+multiplicative updates learn the templates (the song's real timbres) and activations; each
+part's soft mask is its share of the model, ``(W_j H_j)^p / sum_k (W_k H_k)^p``.
+
+bespoke uses it as its first pass: its estimates of the target and of the rest become
+training material for the network (pipeline.py), and the benchmark reports it alone as the
+classic baseline. Memory stays bounded: the activations are updated in time chunks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .spectral import Grid, midi_to_hz
+
+
+@dataclass
+class NMFSettings:
+    n_iter: int = 30              # multiplicative-update iterations
+    n_partials: int = 40          # harmonics per pitch template
+    partial_cents: float = 40.0   # a partial's band: +- this (at least +- one log bin)
+    tol_on: float = 0.15          # s before an aligned onset where a note may already sound
+    tol_off: float = 0.25         # s after its aligned end (release, reverb)
+    onset_span: tuple = (0.1, 0.15)  # s before / after an onset where the onset template may act
+    n_free: int = 8               # free components for what the MIDI leaves out (single part only)
+    power: float = 1.0            # soft-mask exponent
+    chunk_frames: int = 20000     # frames per chunk of the activation updates (memory bound)
+
+
+@dataclass
+class NMFResult:
+    """masks: float32 ``(n_kept, n_log, n_frames)``: by default one soft mask per part of the
+    score and last the free components' (zeros when there are none); they sum to 1 where the
+    model has energy. owner: for each component, its part index (-1: free)."""
+
+    masks: np.ndarray
+    W: np.ndarray
+    owner: np.ndarray
+
+
+def _frame_mask(notes: np.ndarray, frame_t: np.ndarray, before: float, after: float, onset_only: bool = False):
+    m = np.zeros(len(frame_t), dtype=bool)
+    for s, e, _p, _v in notes:
+        a = s - before
+        b = (s + after) if onset_only else (e + after)
+        i0, i1 = np.searchsorted(frame_t, a), np.searchsorted(frame_t, b, side="right")
+        m[i0:i1] = True
+    return m
+
+
+def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tuning: float,
+                cfg: NMFSettings, seed: int = 0):
+    """Initial templates ``(n_log, K)``, activation masks ``(K, n_frames)`` and owners ``(K,)``."""
+    freqs = grid.log_freqs
+    lf = np.log2(freqs)
+    one_bin = 1.0 / grid.bins_per_octave
+    frame_t = np.arange(n_frames) / grid.frame_rate
+    F = len(freqs)
+    W_cols: List[np.ndarray] = []
+    H_rows: List[np.ndarray] = []
+    owner: List[int] = []
+    for j, notes in enumerate(parts_notes):
+        if len(notes) == 0:
+            continue
+        for p in np.unique(np.round(notes[:, 2])).astype(int):
+            sel = notes[np.round(notes[:, 2]) == p]
+            f0 = float(midi_to_hz(p, tuning))
+            w = np.zeros(F)
+            for h in range(1, cfg.n_partials + 1):
+                fh = h * f0
+                if fh >= grid.sr / 2:
+                    break
+                band = np.abs(lf - np.log2(fh)) <= max(cfg.partial_cents / 1200.0, 1.01 * one_bin)
+                w[band] = np.maximum(w[band], 1.0 / h)
+            if w.sum() <= 0:
+                continue
+            W_cols.append(w / w.sum())
+            H_rows.append(_frame_mask(sel, frame_t, cfg.tol_on, cfg.tol_off))
+            owner.append(j)
+            W_cols.append(np.full(F, 1.0 / F))
+            H_rows.append(_frame_mask(sel, frame_t, cfg.onset_span[0], cfg.onset_span[1], onset_only=True))
+            owner.append(j)
+    if len([n for n in parts_notes if len(n)]) <= 1:
+        rng = np.random.default_rng(seed)
+        for _ in range(cfg.n_free):
+            w = rng.uniform(0.1, 1.0, F)
+            W_cols.append(w / w.sum())
+            H_rows.append(np.ones(n_frames, dtype=bool))
+            owner.append(-1)
+    W = np.stack(W_cols, axis=1).astype(np.float32)
+    Hmask = np.stack(H_rows, axis=0)
+    return W, Hmask, np.array(owner)
+
+
+def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float = 0.0,
+              cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None) -> NMFResult:
+    """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
+    aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
+
+    keep: the parts whose masks to return (default: all, then the free components'); the
+    result's ``masks`` then holds only those, in that order (saves memory on long songs)."""
+    cfg = cfg or NMFSettings()
+    V = V.to(torch.float32).cpu() + 1e-9
+    F, N = V.shape
+    W_np, Hmask, owner = build_model(parts_notes, grid, N, tuning, cfg, seed)
+    W = torch.from_numpy(W_np)
+    H = torch.from_numpy(Hmask.astype(np.float32))
+    K = W.shape[1]
+    chunks = [(a, min(a + cfg.chunk_frames, N)) for a in range(0, N, cfg.chunk_frames)]
+    # start the activations at the data's scale
+    scale = float(V.sum()) / max(float((W @ H).sum()), 1e-9)
+    H *= scale
+    for _ in range(cfg.n_iter):
+        wsum = W.sum(dim=0)[:, None].clamp_min(1e-12)
+        numW = torch.zeros(F, K)
+        hsum = torch.zeros(K)
+        for a, b in chunks:
+            Hc = H[:, a:b]
+            R = V[:, a:b] / (W @ Hc).clamp_min(1e-12)
+            Hc *= (W.T @ R) / wsum
+            R = V[:, a:b] / (W @ Hc).clamp_min(1e-12)
+            numW += R @ Hc.T
+            hsum += Hc.sum(dim=1)
+        W *= numW / hsum[None, :].clamp_min(1e-12)
+        s = W.sum(dim=0, keepdim=True).clamp_min(1e-12)
+        W /= s
+        H *= s.T
+    n_parts = len(parts_notes)
+    groups = list(range(n_parts)) + [-1]
+    keep = list(groups) if keep is None else list(keep)
+    masks = np.zeros((len(keep), F, N), dtype=np.float32)
+    for a, b in chunks:
+        lam = []
+        for j in groups:
+            k = torch.from_numpy(np.flatnonzero(owner == j))
+            lam.append((W[:, k] @ H[k, a:b]) ** cfg.power if len(k) else torch.zeros(F, b - a))
+        lam = torch.stack(lam)
+        share = lam / lam.sum(dim=0, keepdim=True).clamp_min(1e-20)
+        for i, j in enumerate(keep):
+            masks[i, :, a:b] = share[groups.index(j)].numpy()
+    return NMFResult(masks=masks, W=W.numpy(), owner=owner)
