@@ -24,10 +24,9 @@ def _audio(mix, sr: Optional[int] = None) -> Audio:
         return mix
     if isinstance(mix, (str, os.PathLike)):
         return load_audio(mix)
-    x = np.asarray(mix, dtype=np.float32)
     if sr is None:
         raise ValueError("pass sr= with an array mixture")
-    return Audio(samples=x[None] if x.ndim == 1 else x, sr=int(sr))
+    return Audio.from_array(mix, sr, name="the mixture")
 
 
 def _midi(m):
@@ -41,14 +40,16 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
              device: str = "auto", seed: Optional[int] = None, align: bool = True,
              min_confidence: Optional[float] = None, settings: Optional[Settings] = None,
              progress: Union[bool, Progress] = False, sr: Optional[int] = None,
-             on_warning: Optional[Callable[[str], None]] = None, keep_model: bool = False) -> Result:
+             on_warning: Optional[Callable[[str], None]] = None, keep_model: bool = False,
+             force: bool = False) -> Result:
     """Separate one part of a recording, guided by an (unaligned) MIDI file.
 
     mix: a path, an Audio, or an array ``(n_channels, n_samples)`` / ``(n_samples,)`` with ``sr``.
     midi: a path or a pretty_midi.PrettyMIDI. target: which part (index, track name, instrument;
     None when the MIDI has one part). program: the target's real instrument (GM number or name),
     when the MIDI's program is wrong. budget: seconds of training (steps: an exact step count
-    instead). align=False: the MIDI is already aligned. Returns a Result (stem, residual, ...).
+    instead). align=False: the MIDI is already aligned. force: go on even when the alignment
+    confidence is low or the MIDI's length is far from the recording's. Returns a Result.
     """
     s = settings or Settings()
     if program is not None:
@@ -65,6 +66,9 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
     s.align.enabled = bool(align)
     if min_confidence is not None:
         s.align.min_confidence = float(min_confidence)
+    if force:
+        s.align.min_confidence = 0.0
+        s.align.max_duration_ratio = 0.0
     audio = _audio(mix, sr)
     pm = _midi(midi)
     idx = midimod.select_part(pm, target, source=str(midi) if isinstance(midi, (str, os.PathLike)) else "the MIDI")
@@ -81,6 +85,8 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
     from .synth import Renderer
 
     s = settings or Settings()
+    if keep_cost:
+        s.align.keep_cost = True
     if program is not None:
         s.program = midimod.parse_program(program)
     audio = _audio(mix, sr)

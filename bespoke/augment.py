@@ -89,3 +89,57 @@ def activity(notes: np.ndarray, n: int, sr: float, margin: float = 0.15) -> np.n
         if b > a:
             act[a:b] = True
     return act
+
+
+def vary_performance(inst, rng: np.random.Generator, p_hold: float = 0.3, max_hold: float = 1.0,
+                     p_short: float = 0.2, vel_std: float = 12.0, detune_cents: float = 0.0,
+                     p_vibrato: float = 0.5, vibrato_cents: tuple = (8.0, 30.0), vibrato_hz: tuple = (4.5, 6.5),
+                     bend_range: float = 2.0):
+    """Another performance of the same part, for rendering training targets: note ends held
+    longer (pedal, legato) or cut short, velocities jittered, the whole part detuned by
+    ``detune_cents``, and (monophonic parts, with probability ``p_vibrato``) a vibrato.
+    The score the network sees stays the original; only the sound changes.
+    Returns a new pretty_midi.Instrument."""
+    import pretty_midi
+
+    out = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)
+    notes = sorted(inst.notes, key=lambda n: (n.start, n.pitch))
+    for i, n in enumerate(notes):
+        s, e = n.start, n.end
+        u = rng.random()
+        if u < p_hold:
+            e = e + rng.uniform(0.0, max_hold)
+            same = [m.start for m in notes[i + 1:] if m.pitch == n.pitch and m.start > s]
+            if same:
+                e = min(e, same[0] - 0.005)
+        elif u < p_hold + p_short:
+            e = s + (e - s) * rng.uniform(0.5, 1.0)
+        v = int(np.clip(n.velocity + rng.normal(0.0, vel_std), 20, 127))
+        out.notes.append(pretty_midi.Note(velocity=v, pitch=n.pitch, start=s, end=max(e, s + 0.02)))
+    if inst.is_drum:
+        return out
+    # pitch: a constant detune plus, for parts that rarely overlap themselves, a vibrato
+    units = 8192.0 / (bend_range * 100.0)  # pitch-bend units per cent
+    end = max((n.end for n in out.notes), default=0.0) + 1.0
+    mono = _max_polyphony(out.notes) <= 1
+    if mono and rng.random() < p_vibrato:
+        depth = rng.uniform(*vibrato_cents)
+        rate = rng.uniform(*vibrato_hz)
+        t = np.arange(0.0, end, 0.02)
+        cents = detune_cents + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
+    else:
+        t = np.array([0.0])
+        cents = np.array([detune_cents])
+    if np.any(np.abs(cents) > 0.5):
+        vals = np.clip(np.round(cents * units), -8192, 8191).astype(int)
+        out.pitch_bends = [pretty_midi.PitchBend(int(v), float(tt)) for v, tt in zip(vals, t)]
+    return out
+
+
+def _max_polyphony(notes) -> int:
+    ev = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
+    cur = best = 0
+    for _t, d in ev:
+        cur += d
+        best = max(best, cur)
+    return best

@@ -1,6 +1,8 @@
 """The command line: parse, call the API, report. No logic lives here.
 
-Heavy libraries (torch, librosa) load inside the commands, so ``bespoke --help`` is instant.
+Heavy libraries (torch, librosa, numpy, matplotlib) load inside the commands, so
+``bespoke --help`` is instant. Every failure the user can act on ends as one line on stderr
+(``bespoke: error: ...``) and a non-zero exit status, with no output file written.
 """
 from __future__ import annotations
 
@@ -14,32 +16,90 @@ import click
 from .errors import BespokeError, OutputError
 
 DEBUG_ENV = "BESPOKE_DEBUG"
+_RUN: dict = {"argv": None, "stop": False}  # the running command line (for reports); Ctrl-C seen
+
+
+def _checked_progress(enabled: bool):
+    """A pipeline.Progress that also ends the run at the next stage or step after Ctrl-C, should
+    the KeyboardInterrupt itself have been swallowed inside a library callback."""
+    import contextlib
+
+    from .pipeline import Progress
+
+    class CheckedProgress(Progress):
+        @contextlib.contextmanager
+        def stage(self, name, total=1.0, unit=""):
+            _check_stop()
+            with super().stage(name, total, unit) as update:
+                def checked(value, **postfix):
+                    _check_stop()
+                    update(value, **postfix)
+
+                yield checked
+            _check_stop()
+
+    return CheckedProgress(enabled)
+
+
+def _check_stop() -> None:
+    if _RUN["stop"]:
+        raise KeyboardInterrupt
+
+
+class _LineTracker:
+    """Stands in for sys.stderr during a command and notes whether the last write ended a line,
+    so that an error or warning never lands at the end of a half-drawn progress bar."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text):
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _line_start() -> None:
+    if isinstance(sys.stderr, _LineTracker) and not sys.stderr.at_line_start:
+        sys.stderr.write("\n")
 
 
 def _err(msg: str) -> None:
+    _line_start()
     click.echo(f"bespoke: error: {msg}", err=True)
 
 
 def _warn(msg: str) -> None:
+    _line_start()
     click.echo(f"bespoke: warning: {msg}", err=True)
 
 
 def _same_file(a, b) -> bool:
     try:
-        return Path(a).resolve() == Path(b).resolve()
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)  # hard links
     except OSError:
         return False
 
 
-def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[str], overwrite: bool) -> None:
-    """Fail early, before any work, if an output cannot or must not be written."""
+def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[str]], overwrite: bool) -> None:
+    """Fail early, before any work, if an output cannot or must not be written: it is an input,
+    named twice, a folder, in a missing or unwritable folder, or exists already (without
+    ``overwrite``)."""
+    from .audio import probe_writable
+
     seen = []
     for out in outputs:
         if not out:
             continue
         p = Path(out)
         for i in inputs:
-            if _same_file(p, i):
+            if i and _same_file(p, i):
                 raise OutputError(f"{out}: the output would overwrite an input file")
         for s in seen:
             if _same_file(p, s):
@@ -50,8 +110,10 @@ def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[str], overw
         folder = p.parent if str(p.parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"{out}: the folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"{out}: cannot write in {folder} (permission denied)")
+        try:
+            probe_writable(folder)
+        except OutputError as e:
+            raise OutputError(f"{out}: {e}") from None
         if p.exists() and not overwrite:
             raise OutputError(f"{out}: exists already (use --overwrite to replace it)")
 
@@ -105,32 +167,87 @@ def cli():
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,
               help="Also write the MIDI aligned to the recording here.")
 @click.option("--no-align", is_flag=True, help="The MIDI is already aligned to the recording: skip alignment.")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.33",
               help="Stop with an error when the alignment confidence is below this.")
+@click.option("--force", is_flag=True,
+              help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
+                   "or a length far from the recording's).")
 @click.option("--format", "fmt", default=None, help="Output container (WAV, FLAC, OGG, MP3), overriding the extension.")
-@click.option("--subtype", default=None, help="Output sample format (PCM_16, PCM_24, FLOAT, ...). Default: the input's.")
+@click.option("--subtype", default=None,
+              help="Output sample format (PCM_16, PCM_24, FLOAT, ...). Default: the input's, where the format "
+                   "holds it.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write a JSON report here: versions, device, seed, stage times, alignment confidence and "
+                   "time map, training loss curve, settings.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Draw the alignment and the mixture/stem spectrograms with the aligned notes here "
+                   "(.png, .pdf, .svg; needs matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors and warnings only.")
 def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, residual,
-             save_aligned, no_align, min_confidence, fmt, subtype, overwrite, quiet):
+             save_aligned, no_align, min_confidence, force, fmt, subtype, report, plot, overwrite, quiet):
     """Extract the part that MIDI plays from the recording MIX."""
     from . import api
-    from .audio import format_for_path
+    from .audio import atomic_paths, format_for_path, load_audio, plan_output
+    from .config import Settings
+    from .midi import load_midi, parts, select_part
 
-    check_outputs([output, residual, save_aligned], [mix, midi], overwrite)
+    check_outputs([output, residual, save_aligned, report, plot], [mix, midi, soundfont], overwrite)
     for out in (output, residual):
         if out:
             format_for_path(out, fmt)
-    res = api.separate(mix, midi, target=target, program=program, soundfont=soundfont, budget=budget,
+    if plot:
+        from .plot import check_figure_path, require_matplotlib
+
+        check_figure_path(plot)
+        require_matplotlib()
+    audio = load_audio(mix)
+    pm = load_midi(midi)
+    index = select_part(pm, target, source=midi)
+    for out in (output, residual):  # the container must take this rate and channel count: know it now
+        if out:
+            plan_output(out, audio.sr, audio.n_channels, like=audio.subtype, fmt=fmt, subtype=subtype)
+    settings = Settings()
+    settings.align.keep_cost = bool(plot)
+    res = api.separate(audio, pm, target=index, program=program, soundfont=soundfont, budget=budget,
                        steps=steps, device=device, seed=seed, align=not no_align, min_confidence=min_confidence,
-                       progress=not quiet, on_warning=_warn)
-    info = res.save(output, subtype=subtype, fmt=fmt)
-    if info["clipped"]:
-        _warn(f"{output}: {info['clipped']} samples clipped (peak {info['peak']:.2f})")
-    if residual:
-        res.save_residual(residual, subtype=subtype, fmt=fmt)
-    if save_aligned:
-        res.save_aligned_midi(save_aligned)
+                       settings=settings, force=force, progress=_checked_progress(not quiet),
+                       on_warning=_warn)
+    _check_stop()
+    # every output appears at once, the stem last, or none does
+    order = [o for o in (residual, save_aligned, plot, report, output) if o]
+    written = {}
+    with atomic_paths(order) as tmps:
+        tmp = dict(zip(order, tmps))
+        written["stem"] = dict(path=output, **res.save(tmp[output], subtype=subtype, fmt=fmt))
+        if residual:
+            written["residual"] = dict(path=residual, **res.save_residual(tmp[residual], subtype=subtype, fmt=fmt))
+        if save_aligned:
+            res.save_aligned_midi(tmp[save_aligned])
+            written["aligned_midi"] = {"path": save_aligned}
+        if plot:
+            from .plot import save_figure, separation_figure
+
+            save_figure(separation_figure(res, audio.samples, title=f"{Path(mix).name}: {Path(output).name}"),
+                        tmp[plot])
+            written["plot"] = {"path": plot}
+        if report:
+            from .report import build_report, write_json
+
+            part = parts(pm)[index]
+            written["report"] = {"path": report}
+            inputs = {"mix": {"path": str(mix), "sr": audio.sr, "channels": audio.n_channels,
+                              "seconds": audio.duration, "format": audio.format, "subtype": audio.subtype},
+                      "midi": {"path": str(midi), "parts": [vars(q) for q in parts(pm)],
+                               "file": getattr(pm, "bespoke_info", {})}}
+            write_json(build_report(res, inputs=inputs, outputs=written, command=_RUN["argv"],
+                                    target=dict(vars(part), program_used=res.settings.program
+                                                if res.settings.program is not None else part.program)),
+                       tmp[report])
+    for name in ("stem", "residual"):
+        if name in written and written[name]["clipped"]:
+            w = written[name]
+            _warn(f"{w['path']}: {w['clipped']} samples clipped (peak {w['peak']:.2f})")
     if not quiet:
         t = res.timings
         total = sum(t.values())
@@ -146,18 +263,36 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @click.option("-t", "--target", default=None, help="Part whose --program applies (see 'bespoke info').")
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont for rendering the score.")
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.33",
+              help="Stop with an error when the alignment confidence is below this.")
+@click.option("--force", is_flag=True, help="Write the alignment even when the MIDI does not seem to fit the recording.")
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and warnings.")
-def align(mix, midi, output, target, program, soundfont, overwrite, quiet):
+def align(mix, midi, output, target, program, soundfont, min_confidence, force, overwrite, quiet):
     """Align MIDI to the recording MIX and write the aligned MIDI (every note kept, moved in time)."""
     from . import api
-    from .midi import save_midi
+    from .audio import load_audio
+    from .config import Settings
+    from .errors import AlignmentError
+    from .midi import load_midi, save_midi, select_part
 
-    check_outputs([output], [mix, midi], overwrite)
-    aligned, al = api.align(mix, midi, program=program, target=target, soundfont=soundfont)
-    save_midi(aligned, output)
-    if al.confidence < 0.25:
+    check_outputs([output], [mix, midi, soundfont], overwrite)
+    audio = load_audio(mix)
+    pm = load_midi(midi)
+    if target is not None:
+        select_part(pm, target, source=midi)
+    s = Settings()
+    if min_confidence is not None:
+        s.align.min_confidence = min_confidence
+    if force:
+        s.align.max_duration_ratio = 0.0
+    aligned, al = api.align(audio, pm, program=program, target=target, soundfont=soundfont, settings=s)
+    if not force and s.align.min_confidence > 0 and al.confidence < s.align.min_confidence:
+        raise AlignmentError(f"alignment confidence {al.confidence:.2f} is below {s.align.min_confidence:.2f}: "
+                             "the MIDI may not belong to this recording (use --force to write it anyway)")
+    if al.confidence < s.align.warn_confidence:
         _warn(f"low alignment confidence ({al.confidence:.2f}): check that the MIDI matches the recording")
+    save_midi(aligned, output)
     if not quiet:
         click.echo(f"wrote {output}: alignment confidence {al.confidence:.2f}", err=True)
 
@@ -175,8 +310,10 @@ def synth(midi, output, target, program, soundfont, sr, overwrite):
     from . import api
     from .audio import format_for_path, save_audio
 
-    check_outputs([output], [midi], overwrite)
-    format_for_path(output)
+    from .audio import plan_output
+
+    check_outputs([output], [midi, soundfont], overwrite)
+    plan_output(output, sr, 1)
     y = api.synth(midi, sr=sr, program=program, target=target, soundfont=soundfont)
     save_audio(output, y[None], sr)
 
@@ -213,25 +350,116 @@ def eval_(estimate, reference, mix, as_json):
 
 @cli.command()
 @click.argument("midi", type=click.Path(dir_okay=False))
-def info(midi):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(midi, as_json):
     """List the parts of a MIDI file (index, name, program, notes, time span) to choose --target."""
-    from .midi import load_midi, parts
+    import json
+
+    from .midi import end_time, load_midi, parts, parts_table
 
     pm = load_midi(midi)
-    for p in parts(pm):
-        click.echo(p.label)
+    meta = getattr(pm, "bespoke_info", {})
+    _, tempi = pm.get_tempo_changes()
+    if as_json:
+        click.echo(json.dumps({"file": str(midi), **meta, "seconds": round(end_time(pm), 3),
+                               "tempi": [round(float(t), 3) for t in tempi],
+                               "parts": [vars(q) for q in parts(pm)]}, indent=2))
+        return
+    if len(tempi) <= 1:
+        tempo = f"tempo {float(tempi[0]) if len(tempi) else 120.0:.0f} bpm"
+    else:
+        tempo = f"tempo {float(min(tempi)):.0f}-{float(max(tempi)):.0f} bpm ({len(tempi)} changes)"
+    n = len(pm.instruments)
+    click.echo(f"{midi}: type {meta.get('type', '?')}, {meta.get('n_tracks', '?')} tracks, "
+               f"{n} part{'s' if n != 1 else ''} with notes, {end_time(pm):.1f} s, {tempo}")
+    click.echo(parts_table(pm))
+    if meta.get("empty_tracks"):
+        click.echo("tracks without notes: " + ", ".join(repr(t) for t in meta["empty_tracks"]))
+    if meta.get("dropped_program_changes"):
+        click.echo(f"note: {meta['dropped_program_changes']} program change(s) inside parts ignored "
+                   "(each part keeps its first instrument; --program sets the target's)")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Songs processed at once (the CPU threads are split between them).")
+@click.option("--overwrite", is_flag=True, help="Redo rows whose output exists (default: skip them, so a "
+                                                  "stopped batch resumes where it was).")
+@click.option("-b", "--budget", type=click.FloatRange(min=1.0), default=None,
+              help="Training seconds for rows that give none.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps for rows that give none.")
+@click.option("--seed", type=int, default=None, help="Seed for rows that give none.")
+@click.option("--device", default=None, help="Device for rows that give none (auto, cpu, cuda).")
+@click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont for rows that give none.")
+@click.option("--force", is_flag=True, help="--force for rows that do not say otherwise.")
+@click.option("--dry-run", is_flag=True, help="Print the 'bespoke separate' command of each row and stop.")
+@click.option("-q", "--quiet", is_flag=True, help="No line per finished row; just the summary table.")
+def batch(manifest, jobs, overwrite, budget, steps, seed, device, soundfont, force, dry_run, quiet):
+    """Separate many songs listed in MANIFEST, a CSV file.
+
+    \b
+    Columns: mix, midi, out (required), and optionally target, program, budget,
+    steps, seed, device, soundfont, residual, save_aligned, report, plot,
+    min_confidence, force, no_align, format, subtype. Paths are relative to the
+    manifest's folder; an empty cell takes the default (the options below).
+
+    \b
+    Rows whose output exists are skipped (a stopped batch resumes); a row that
+    fails is reported and the others go on; a summary table ends the run, and
+    the exit status is 1 if any row failed.
+    """
+    from .batch import run_from_cli
+
+    defaults = {"budget": budget, "steps": steps, "seed": seed, "device": device, "soundfont": soundfont,
+                "force": force or None}
+    code = run_from_cli(manifest, jobs=jobs, overwrite=overwrite, defaults=defaults, dry_run=dry_run,
+                        quiet=quiet, echo=lambda m: click.echo(m, err=True), out=click.echo)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def _on_signal(signum, frame):
+    """Ctrl-C and SIGTERM: unwind through the atomic writers, which remove their temporary files.
+    The flag ends the run at the next progress step in case a library swallows the exception."""
+    _RUN["stop"] = True
+    raise KeyboardInterrupt
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    """Entry point; returns the exit status (0 ok, 1 error, 2 usage, 3 internal error, 130 interrupted)."""
+    import signal
+    import warnings
+
+    old_handlers, old_stderr = {}, sys.stderr
+    sys.stderr = _LineTracker(sys.stderr)
+    _RUN["stop"] = False
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM (kill, a batch stopping) cleans up like Ctrl-C
+        try:
+            if signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL):
+                old_handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread
+            pass
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="bespoke", standalone_mode=False)
+        with warnings.catch_warnings():
+            if not os.environ.get(DEBUG_ENV):
+                warnings.simplefilter("ignore")  # library chatter is not the user's business
+            args = list(argv) if argv is not None else sys.argv[1:]
+            _RUN["argv"] = ["bespoke"] + args
+            # make_context + invoke rather than cli.main: click's own Ctrl-C handling would print a
+            # blank line and hide the KeyboardInterrupt
+            with cli.make_context("bespoke", args) as ctx:
+                cli.invoke(ctx)
         return 0
     except click.exceptions.Abort:
-        _err("interrupted")
+        _err("interrupted; no output was written")
         return 130
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "bespoke"
+        _err(f"{e.format_message()} (see '{where} --help')")
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        _err(e.format_message())
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -241,14 +469,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted; no output was written")
         return 130
+    except BrokenPipeError:  # bespoke info | head
+        return 1
     except MemoryError:
         _err("out of memory; try a smaller --budget or split the recording")
         return 1
     except Exception as e:  # a bug: one line, and the traceback on request
         if os.environ.get(DEBUG_ENV):
             raise
-        _err(f"internal error: {type(e).__name__}: {e} (set {DEBUG_ENV}=1 for the traceback, and please report it)")
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _err(f"internal error: {type(e).__name__}: {msg} (set {DEBUG_ENV}=1 for the traceback, and please report it)")
         return 3
+    finally:
+        sys.stderr = old_stderr
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,16 @@ from .spectral import Grid
 class AlignSettings:
     enabled: bool = True            # False: the MIDI is already aligned to the recording
     feature_rate: float = 20.0      # frames per second of the DTW features
-    min_confidence: float = 0.0     # below it: an error (unless force); 0 disables the check
-    warn_confidence: float = 0.25   # below it: a warning
+    # Below min_confidence: an error (unless force); 0 disables the check. Provisional, for the
+    # current confidence figure: the right MIDI scores 0.6-0.7 with every part (tiny songs,
+    # TRIOS) and 0.40-0.69 with one part alone (TRIOS); another piece 0.17-0.29, noise 0.19.
+    # Recalibrate together with the confidence measure.
+    min_confidence: float = 0.33
+    warn_confidence: float = 0.4    # below it: a warning
+    # The score's notes and the recording's sound may differ in length by at most this factor
+    # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
+    max_duration_ratio: float = 3.0
+    keep_cost: bool = False         # keep the DTW cost matrix in the Alignment (for --plot)
 
 
 @dataclass
@@ -29,7 +37,12 @@ class TrainSettings:
     steps: Optional[int] = None     # exact number of steps (overrides budget)
     batch_size: int = 8
     lr: float = 2e-3
-    n_programs: int = 3             # timbres of the target rendered for training
+    n_programs: int = 3             # GM programs of the target's family used for training timbres
+    n_renders: int = 6              # renderings of the target (programs x soundfonts x performances)
+    vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
+    extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
+    self_train: float = 0.0         # share of the budget before self-training starts (0: off)
+    pseudo_weight: float = 1.0      # draw weight of the estimated real target once self-training starts
 
 
 @dataclass

@@ -80,6 +80,18 @@ def score_channels(notes: np.ndarray, other: np.ndarray, grid: Grid, n_frames: i
 
 
 @dataclass
+class Source:
+    """A training source on the song's timeline: a wave ``(n_samples,)`` at the grid rate, the
+    notes it holds (``(n, 4)``, for the 'other parts' channel; empty if unknown), and how often
+    it is drawn relative to the other sources of its kind."""
+
+    wave: np.ndarray
+    notes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    weight: float = 1.0
+    name: str = ""
+
+
+@dataclass
 class Recipe:
     """How training examples are made (the knobs of the augmentation)."""
 
@@ -97,14 +109,14 @@ class Recipe:
 class TrainingSet:
     """Samples augmented examples around one song.
 
-    targets: renderings ``(n_samples,)`` of the aligned target (same timeline as the mix).
-    backgrounds: ``[(wave, notes)]`` background sources on the song's timeline, with the
-    notes they hold (for the 'other parts' channel; empty if unknown).
+    targets: Sources that sound like the target part and follow its aligned score (renderings,
+    or the target estimated from the real mixture).
+    backgrounds: Sources of everything else (parts of the real mixture, other parts rendered).
     """
 
-    def __init__(self, song: Song, targets: List[np.ndarray], backgrounds: List[tuple], grid: Grid,
+    def __init__(self, song: Song, targets: List[Source], backgrounds: List[Source], grid: Grid,
                  recipe: Optional[Recipe] = None):
-        self.song, self.targets, self.backgrounds, self.grid = song, targets, backgrounds, grid
+        self.song, self.targets, self.backgrounds, self.grid = song, list(targets), list(backgrounds), grid
         self.recipe = recipe or Recipe()
         self.L = int(round(self.recipe.segment_s * grid.sr))
         self.n_frames = grid.n_frames(self.L)
@@ -130,11 +142,12 @@ class TrainingSet:
         for b in range(batch):
             s0 = self._start(rng)
             t0 = s0 / sr
-            tgt = augment.segment(self.targets[rng.integers(len(self.targets))], s0, self.L)
+            tgt = augment.segment(_pick(self.targets, rng).wave, s0, self.L)
             notes = augment.notes_in(self.song.target_notes, t0, t0 + R.segment_s + 1.0)
             if R.jitter:
                 notes = augment.jitter_notes(notes, rng)
-            bg_wave, bg_notes = self.backgrounds[rng.integers(len(self.backgrounds))]
+            src = _pick(self.backgrounds, rng)
+            bg_wave, bg_notes = src.wave, src.notes
             s1 = int(rng.integers(0, max(len(bg_wave) - self.L, 1)))
             shift = 0
             if rng.random() < R.p_pitch_shift:
@@ -160,6 +173,11 @@ class TrainingSet:
                     eqs[b, k] = augment.smooth_eq(g.n_lin, rng, R.eq_db)
             sc[b] = score_channels(notes, other, g, self.n_frames, 0.0, self.song.tuning)
         return {"target": tw, "background": bw, "score": sc, "eq": eqs}
+
+
+def _pick(sources: List[Source], rng: np.random.Generator) -> Source:
+    w = np.array([s.weight for s in sources], dtype=np.float64)
+    return sources[int(rng.choice(len(sources), p=w / w.sum()))]
 
 
 def make_batch(feat: Features, batch: dict):

@@ -41,29 +41,115 @@ def _pm():
     return pretty_midi
 
 
-def load_midi(path):
-    """Load a MIDI file (type 0 or 1) as pretty_midi.PrettyMIDI with only the parts that hold notes.
+def _fix_tracks(mf) -> dict:
+    """Repair the habits of real MIDI files in place, on a mido.MidiFile:
 
-    Raises InputError for a missing, unreadable or truncated file, or one with no notes.
+    - tempo changes found on tracks other than the first (a type-1 file must keep them on
+      track 0; pretty_midi reads only there) move to track 0, so the tempo map holds;
+    - a program change after a track's first note on that channel is dropped, so one track
+      stays one part (pretty_midi would split it at every change of instrument).
+
+    Returns what was done: {"moved_tempos": n, "dropped_program_changes": n,
+    "empty_tracks": [names of tracks without notes]}."""
+    import mido
+
+    report = {"moved_tempos": 0, "dropped_program_changes": 0, "empty_tracks": []}
+    # delta -> absolute ticks
+    abs_tracks = []
+    for track in mf.tracks:
+        t, events = 0, []
+        for msg in track:
+            t += msg.time
+            events.append([t, msg])
+        abs_tracks.append(events)
+    if mf.type == 1 and len(abs_tracks) > 1:
+        moved = []
+        for events in abs_tracks[1:]:
+            keep = []
+            for ev in events:
+                (moved if ev[1].type == "set_tempo" else keep).append(ev)
+            events[:] = keep
+        if moved:
+            report["moved_tempos"] = len(moved)
+            abs_tracks[0] = sorted(abs_tracks[0] + moved, key=lambda ev: ev[0])
+    for i, events in enumerate(abs_tracks):
+        sounding, keep, name, has_notes = set(), [], "", False
+        for ev in events:
+            msg = ev[1]
+            if msg.type == "track_name" and not name:
+                name = str(msg.name).strip()
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding.add(msg.channel)
+                has_notes = True
+            if msg.type == "program_change" and msg.channel in sounding:
+                report["dropped_program_changes"] += 1
+                continue
+            keep.append(ev)
+        events[:] = keep
+        if not has_notes and name and not (mf.type == 1 and i == 0):
+            report["empty_tracks"].append(name)
+    # absolute -> delta ticks; end-of-track markers stay last
+    for track, events in zip(mf.tracks, abs_tracks):
+        track.clear()
+        prev = 0
+        for t, msg in events:
+            track.append(msg.copy(time=max(int(t - prev), 0)))
+            prev = max(t, prev)
+    return report
+
+
+def load_midi(path):
+    """Load a Standard MIDI File (type 0 or 1) as pretty_midi.PrettyMIDI, keeping only the
+    parts that hold notes (see _fix_tracks for the repairs made on the way).
+
+    The result carries ``bespoke_info``: {"type", "n_tracks", "empty_tracks", ...}.
+    Raises InputError for a missing, unreadable, truncated or corrupt file, or one with no notes.
     """
+    import io
+
+    import mido
+
+    from .audio import _AUDIO_MAGIC, _check_readable, _first_line
+
     pretty_midi = _pm()
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a folder, not a MIDI file")
+    _check_readable(p, "a MIDI file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot read the file ({e.strerror or e})") from None
+    if not data:
+        raise InputError(f"{p}: the file is empty (0 bytes)")
+    if not data.startswith(b"MThd"):
+        hint = ""
+        if data.startswith(_AUDIO_MAGIC) or data[4:8] == b"ftyp":
+            hint = "; it looks like an audio file: give the recording first, then the MIDI"
+        raise InputError(f"{p}: not a MIDI file (no MThd header){hint}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pretty_midi warns about type-0 files and odd meta events
-            pm = pretty_midi.PrettyMIDI(str(p))
-    except Exception as e:  # mido raises many kinds on broken data
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{p}: not a readable MIDI file ({msg})") from e
-    pm.instruments = [inst for inst in pm.instruments if len(inst.notes) > 0]
+            warnings.simplefilter("ignore")  # odd meta events, type-0 quirks
+            mf = mido.MidiFile(file=io.BytesIO(data))
+            if not mf.tracks:
+                raise InputError(f"{p}: the MIDI file holds no tracks")
+            if mf.ticks_per_beat <= 0:
+                raise InputError(f"{p}: the MIDI file uses SMPTE time code, which is not supported; "
+                                 "export it with ticks per beat")
+            fixes = _fix_tracks(mf)
+            pm = pretty_midi.PrettyMIDI(mido_object=mf)
+    except InputError:
+        raise
+    except EOFError:
+        raise InputError(f"{p}: the MIDI file is truncated (it ends in the middle of a track)") from None
+    except MemoryError:
+        raise InputError(f"{p}: not enough memory to read the MIDI file; is it corrupt?") from None
+    except Exception as e:  # mido and pretty_midi raise many kinds on broken data
+        raise InputError(f"{p}: not a readable MIDI file ({_first_line(e)})") from None
     for inst in pm.instruments:
-        inst.notes = [n for n in inst.notes if n.end > n.start and np.isfinite(n.start) and np.isfinite(n.end)]
+        inst.notes = [n for n in inst.notes
+                      if np.isfinite(n.start) and np.isfinite(n.end) and n.end > n.start and n.start >= 0]
         inst.notes.sort(key=lambda n: (n.start, n.pitch))
     pm.instruments = [inst for inst in pm.instruments if inst.notes]
+    pm.bespoke_info = dict(fixes, type=int(mf.type), n_tracks=len(mf.tracks), resolution=int(mf.ticks_per_beat))
     if not pm.instruments:
         raise InputError(f"{p}: the MIDI file holds no notes")
     return pm
@@ -155,6 +241,9 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
     if len(progs) > 1:
         raise InputError(f"--target {spec!r} matches {len(progs)} parts; pick one by index: "
                          + "; ".join(ps[i].label for i in progs))
+    empty = [n for n in getattr(pm, "bespoke_info", {}).get("empty_tracks", []) if _norm(n) == _norm(spec)]
+    if empty:
+        raise InputError(f"--target {spec!r}: that track of {source} holds no notes; parts with notes: {listing}")
     raise InputError(f"--target {spec!r} names no part of {source}: {listing}")
 
 
@@ -168,6 +257,42 @@ def notes_array(inst_or_notes) -> np.ndarray:
 
 def end_time(pm) -> float:
     return float(max(n.end for inst in pm.instruments for n in inst.notes))
+
+
+def score_span(pm) -> tuple:
+    """(first onset, last offset) in seconds over every part."""
+    return (float(min(n.start for inst in pm.instruments for n in inst.notes)), end_time(pm))
+
+
+def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the MIDI") -> None:
+    """An InputError when the score's notes and the recording's sound last more than
+    ``max_ratio`` times longer one than the other (0 disables): a MIDI of something else, or
+    of a whole album for one track. ``audio_span``: (start, end) seconds holding sound."""
+    if not max_ratio:
+        return
+    s0, s1 = score_span(pm)
+    a0, a1 = audio_span
+    ls, la = max(s1 - s0, 1e-3), max(a1 - a0, 1e-3)
+    ratio = max(ls / la, la / ls)
+    if ratio > max_ratio:
+        longer = "longer" if ls > la else "shorter"
+        raise InputError(f"{source} is {ratio:.1f} times {longer} than the recording (notes span {ls:.1f} s, "
+                         f"the recording's sound {la:.1f} s; more than a factor {max_ratio:g} apart): "
+                         "is it the MIDI of this piece? (--force separates anyway)")
+
+
+def parts_table(pm) -> str:
+    """The parts as an aligned text table (index, name, program, notes, time span)."""
+    ps = parts(pm)
+    rows = [("#", "name", "program", "notes", "start", "end")]
+    for q in ps:
+        prog = "drums" if q.is_drum else f"{q.program} {program_name(q.program)}"
+        rows.append((str(q.index), q.name or "-", prog, str(q.n_notes), f"{q.start:.1f}", f"{q.end:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {0, 3, 4, 5}
+    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    return "\n".join(lines)
 
 
 def warp(pm, time_map: Callable[[np.ndarray], np.ndarray]):

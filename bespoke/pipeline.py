@@ -108,7 +108,9 @@ def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Setti
                 tuning: float):
     """Align every part of ``pm`` to ``mix`` (mono at ``sr``). Returns (aligned_pm, Alignment)."""
     from .align import align_audio
+    from .audio import active_span
 
+    midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
     program = settings.program
     insts = []
     for i, inst in enumerate(pm.instruments):
@@ -120,20 +122,64 @@ def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Setti
         raise AlignmentError("the MIDI renders to silence with this soundfont; try --soundfont or --program")
     notes = np.concatenate([midimod.notes_array(i) for i in pm.instruments])
     al = align_audio(mix, sr, score_audio, renderer.sr, feature_rate=settings.align.feature_rate,
-                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())))
+                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())),
+                     keep_cost=settings.align.keep_cost)
     return midimod.warp(pm, al.time_map), al
 
 
-def render_targets(renderer, target_inst, programs: List[int], n_samples: int) -> List[np.ndarray]:
-    """The aligned target rendered once per program, each ``(n_samples,)`` on the mix's timeline."""
+def render_targets(target_inst, programs: List[int], n_samples: int, sr: int, soundfonts: List,
+                   n_renders: int, rng: np.random.Generator, vary: bool = True, tuning: float = 0.0) -> List:
+    """Renderings of the aligned target on the mix's timeline, each ``(n_samples,)``: cycling through
+    programs and soundfonts, each (but the first) a varied performance (augment.vary_performance),
+    detuned to the recording's tuning. Returns data.Source objects."""
     from .audio import fit_length
+    from .augment import vary_performance
+    from .data import Source
+    from .synth import Renderer
 
+    renderers = [Renderer(sr=sr, soundfont=sf) for sf in soundfonts]
     outs = []
-    for p in programs:
-        y = renderer.render([target_inst], duration=n_samples / renderer.sr, program=p)
-        if np.max(np.abs(y)) > 1e-6:
-            outs.append(fit_length(y, n_samples))
+    try:
+        for k in range(max(n_renders, 1)):
+            prog = programs[k % len(programs)]
+            r = renderers[(k // len(programs)) % len(renderers)]
+            inst = target_inst
+            if vary and k > 0:
+                inst = vary_performance(target_inst, rng, detune_cents=tuning + rng.uniform(-8, 8))
+            elif abs(tuning) > 0.5:
+                inst = vary_performance(target_inst, rng, p_hold=0, p_short=0, vel_std=0, p_vibrato=0,
+                                        detune_cents=tuning)
+            y = r.render([inst], duration=n_samples / sr, program=prog)
+            if np.max(np.abs(y)) > 1e-6:
+                outs.append(Source(fit_length(y, n_samples), name=f"synth p{prog} {r.soundfont.name}"))
+    finally:
+        for r in renderers:
+            r.close()
     return outs
+
+
+def training_soundfonts(main, extra: int) -> List:
+    """The main soundfont first, then up to ``extra`` other installed ones for timbre variety."""
+    from .synth import resolve_soundfont, soundfont_candidates
+
+    first = resolve_soundfont(main)
+    rest = [p for p in soundfont_candidates() if p.resolve() != first.resolve()]
+    return [first] + rest[:max(extra, 0)]
+
+
+def estimate_sources(model, mix: np.ndarray, grid, tnotes, onotes, tuning, device):
+    """The target and the rest as the model hears them in the real mixture, both ``(n_samples,)``."""
+    import torch
+
+    from .data import Features
+    from .separate import predict_mask
+
+    mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device)
+    feat = Features(grid, "cpu")
+    X = feat.stft(torch.from_numpy(mix)[None])
+    m = feat.to_lin(torch.from_numpy(mask)[None]).clamp(0, 1)
+    est = feat.istft(X * m, len(mix))[0].numpy()
+    return est.astype(np.float32), (mix - est).astype(np.float32)
 
 
 def notch_background(mix: np.ndarray, notes: np.ndarray, grid, tuning: float) -> np.ndarray:
@@ -166,7 +212,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     """The whole pipeline on a loaded recording and MIDI. See api.separate for the arguments."""
     import torch
 
-    from .data import Song, TrainingSet
+    from .data import Song, Source, TrainingSet
     from .model import MaskNet
     from .separate import apply_mask, predict_mask
     from .spectral import estimate_tuning
@@ -221,19 +267,24 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         raise InputError("after alignment the target's notes all lie past the end of the recording")
 
     t = time.perf_counter()
+    tr = settings.train
+    rng = np.random.default_rng(seed)
     with progress.stage("synth") as update:
         program = settings.program if settings.program is not None else int(target.program)
-        programs = timbre_programs(program, settings.train.n_programs) if not target.is_drum else [0]
-        targets = render_targets(renderer, target, programs, len(mix))
+        programs = timbre_programs(program, tr.n_programs) if not target.is_drum else [0]
+        sfs = training_soundfonts(settings.soundfont, tr.extra_soundfonts)
+        targets = render_targets(target, programs, len(mix), grid.sr, sfs, tr.n_renders, rng,
+                                 vary=tr.vary, tuning=tuning)
         if not targets:
             raise InputError("the target part renders to silence with this soundfont; try --soundfont or --program")
         update(0.5)
-        backgrounds = [(gap_background(mix, tnotes, grid.sr), onotes),
-                       (notch_background(mix, tnotes, grid, tuning), onotes)]
+        backgrounds = [Source(gap_background(mix, tnotes, grid.sr), onotes, name="mix gaps"),
+                       Source(notch_background(mix, tnotes, grid, tuning), onotes, name="mix notched")]
         if others:
             from .audio import fit_length
 
-            backgrounds.append((fit_length(renderer.render(others, duration=len(mix) / grid.sr), len(mix)), onotes))
+            backgrounds.append(Source(fit_length(renderer.render(others, duration=len(mix) / grid.sr), len(mix)),
+                                      onotes, name="other parts"))
     renderer.close()
     timings["synth"] = time.perf_counter() - t
 
@@ -242,11 +293,26 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     model = MaskNet(channels=settings.model.channels, n_context=settings.model.n_context)
 
     t = time.perf_counter()
-    tr = settings.train
+    phases = [1.0] if tr.self_train <= 0 else [tr.self_train, 1.0 - tr.self_train]
+    results = []
     with progress.stage("train") as update:
-        result = fit(model, data, budget=tr.budget, device=device, seed=seed, steps=tr.steps,
-                     batch_size=tr.batch_size, lr=tr.lr,
-                     on_progress=lambda f, loss: update(f, loss=f"{loss:.3f}"))
+        done = 0.0
+        for k, share in enumerate(phases):
+            if k == 1:  # self-training: the real target as the model now hears it
+                est, rest = estimate_sources(model, mix, grid, tnotes, onotes, tuning, device)
+                w = tr.pseudo_weight * sum(s_.weight for s_ in data.targets)
+                data.targets.append(Source(est, name="estimated target", weight=w))
+                data.backgrounds.append(Source(rest, onotes, name="estimated rest"))
+            steps = None if tr.steps is None else max(1, int(round(tr.steps * share)))
+            results.append(fit(model, data, budget=tr.budget * share, device=device, seed=seed + k, steps=steps,
+                               batch_size=tr.batch_size, lr=tr.lr,
+                               on_progress=lambda f, loss, d=done, s_=share: update(d + s_ * f, loss=f"{loss:.3f}")))
+            done += share
+    result = results[0]
+    for r_ in results[1:]:
+        result.steps += r_.steps
+        result.seconds += r_.seconds
+        result.losses += r_.losses
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
