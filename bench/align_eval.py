@@ -41,12 +41,16 @@ TRIOS_PARTS = {"brahms": {"violin": 40, "horn": 60, "piano": 0},
 # (corpus path, measures or None, split)
 SYNTH = [
     ("bach/bwv10.7.mxl", None, "dev"), ("bach/bwv101.7.mxl", None, "dev"), ("bach/bwv102.7.mxl", None, "dev"),
-    ("bach/bwv103.6.mxl", None, "dev"),
+    ("bach/bwv103.6.mxl", None, "dev"), ("bach/bwv114.7.mxl", None, "dev"), ("bach/bwv115.6.mxl", None, "dev"),
+    ("bach/bwv116.6.mxl", None, "dev"), ("bach/bwv117.4.mxl", None, "dev"),
+    ("haydn/opus74no1/movement1.mxl", (1, 30), "dev"),
     ("bach/bwv104.6.mxl", None, "test"), ("bach/bwv108.6.mxl", None, "test"), ("bach/bwv11.6.mxl", None, "test"),
     ("bach/bwv110.7.mxl", None, "test"), ("bach/bwv111.6.mxl", None, "test"), ("bach/bwv113.8.mxl", None, "test"),
+    ("bach/bwv119.9.mxl", None, "test"), ("bach/bwv120.6.mxl", None, "test"), ("bach/bwv121.6.mxl", None, "test"),
     ("haydn/opus74no1/movement3.mxl", (1, 40), "test"), ("mozart/k458/movement3.mxl", (1, 24), "test"),
+    ("beethoven/opus18no1/movement2.mxl", (1, 20), "test"),
 ]
-QUICK_SYNTH = [SYNTH[0], SYNTH[4], SYNTH[10]]
+QUICK_SYNTH = [SYNTH[0], SYNTH[8], SYNTH[9], SYNTH[19]]
 
 
 @dataclass
@@ -129,6 +133,7 @@ def synth_cases(songs, modes, seed=0) -> List[Case]:
 
 
 def run_aligner(mix, sr, pm, settings=None):
+    settings = settings or SETTINGS
     """pipeline.stage_align as the tool runs it: (aligned PrettyMIDI, Alignment, seconds)."""
     from bespoke.config import Settings
     from bespoke.pipeline import stage_align
@@ -144,8 +149,11 @@ def run_aligner(mix, sr, pm, settings=None):
     return aligned, al, el
 
 
+SETTINGS = None  # the Settings every alignment runs with (main() fills it from the options)
+
+
 def evaluate_case(c: Case) -> List[dict]:
-    aligned, al, el = run_aligner(c.mix, c.sr, c.score)
+    aligned, al, el = run_aligner(c.mix, c.sr, c.score, SETTINGS)
     rows = []
     n_in = sum(len(i.notes) for i in c.score.instruments)
     n_out = sum(len(i.notes) for i in aligned.instruments)
@@ -154,21 +162,24 @@ def evaluate_case(c: Case) -> List[dict]:
         est = _onsets(aligned.instruments[k])
         err = np.abs(est - c.truth[k])
         rows.append(dict(set=c.set, split=c.split, song=c.song, mode=c.mode, part=name, seed=c.seed,
-                         err=err, seconds=el, minutes=len(c.mix) / c.sr / 60.0,
+                         err=err, signed=est - c.truth[k], seconds=el, minutes=len(c.mix) / c.sr / 60.0,
                          confidence=float(al.confidence)))
     return rows
 
 
-def summary(errs: np.ndarray) -> dict:
+def summary(errs, signed=None) -> dict:
     e = np.concatenate(errs) if isinstance(errs, list) else errs
-    return {"n": int(e.size), "median_ms": float(np.median(e) * 1000), "w50": float(np.mean(e <= 0.05) * 100),
-            "w100": float(np.mean(e <= 0.1) * 100)}
+    out = {"n": int(e.size), "median_ms": float(np.median(e) * 1000), "w50": float(np.mean(e <= 0.05) * 100),
+           "w100": float(np.mean(e <= 0.1) * 100)}
+    if signed is not None:
+        out["signed_ms"] = float(np.median(np.concatenate(signed)) * 1000)
+    return out
 
 
 def table(rows: List[dict], title: str) -> str:
     out = [f"### {title}", "",
-           "| set | split | mode | song | part | notes | median ms | <=50 ms % | <=100 ms % | s per min audio |",
-           "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+           "| set | split | mode | song | part | notes | median ms | <=50 ms % | <=100 ms % | signed median ms | s per min audio |",
+           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     keys = []
     for r in rows:
         k = (r["set"], r["split"], r["mode"], r["song"], r["part"])
@@ -176,10 +187,10 @@ def table(rows: List[dict], title: str) -> str:
             keys.append(k)
     for k in keys:
         rs = [r for r in rows if (r["set"], r["split"], r["mode"], r["song"], r["part"]) == k]
-        s = summary([r["err"] for r in rs])
+        s = summary([r["err"] for r in rs], [r["signed"] for r in rs])
         spm = np.mean([r["seconds"] / r["minutes"] for r in rs])
         out.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | {s['n']} | {s['median_ms']:.0f} | "
-                   f"{s['w50']:.1f} | {s['w100']:.1f} | {spm:.2f} |")
+                   f"{s['w50']:.1f} | {s['w100']:.1f} | {s['signed_ms']:+.0f} | {spm:.2f} |")
     out += ["", "Pooled (every note of every target):", "",
             "| set | split | mode | notes | median ms | <=50 ms % | <=100 ms % | s per min audio |",
             "|---|---|---|---:|---:|---:|---:|---:|"]
@@ -255,23 +266,28 @@ import numpy as np, pretty_midi
 from align_songs import make_song
 from align_eval import SYNTH, run_aligner
 songs = [make_song(p, 0, measures=m) for p, m, _ in SYNTH]
-mixes, score, truth, t0, ts = [], pretty_midi.PrettyMIDI(initial_tempo=120), [], 0.0, 0.0
+mixes, score, t0, ts = [], pretty_midi.PrettyMIDI(initial_tempo=120), 0.0, 0.0
 score.instruments = [pretty_midi.Instrument(program=p) for p in (40, 71, 66, 70)]
+truth = [[], [], [], []]
 k = 0
 while t0 < {minutes} * 60:
     s = songs[k % len(songs)]; k += 1
-    for i, inst in enumerate(s.score.instruments[:4]):
-        for n in inst.notes:
+    for i, (inst, tinst) in enumerate(zip(s.score.instruments[:4], s.truth.instruments[:4])):
+        for n, tn in zip(inst.notes, tinst.notes):
             score.instruments[i].notes.append(pretty_midi.Note(n.velocity, n.pitch, n.start + ts, n.end + ts))
-    for inst in s.truth.instruments[:4]:
-        truth += [n.start + t0 for n in inst.notes]
+            truth[i].append(tn.start + t0)
     mixes.append(s.mix); t0 += s.duration; ts += s.score.get_end_time() + 2.0
-mix = np.concatenate(mixes)[: int({minutes} * 60 * 22050)]
+mix = np.concatenate(mixes)
+del mixes, songs
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 aligned, al, el = run_aligner(mix, 22050, score)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{{len(mix) / 22050 / 60:.1f}} min of audio: {{el:.1f}} s ({{el / (len(mix) / 22050 / 60):.2f}} s per minute), "
-      f"peak RSS {{peak / 1024:.0f}} MiB (before aligning {{base / 1024:.0f}} MiB), confidence {{al.confidence:.3f}}")
+err = np.concatenate([np.abs(np.array([n.start for n in a.notes]) - np.array(t)) for a, t in zip(aligned.instruments, truth)])
+minutes = len(mix) / 22050 / 60
+print(f"{{minutes:.1f}} min of audio (full score, {{len(err)}} notes): {{el:.1f}} s ({{el / minutes:.2f}} s per minute), "
+      f"peak RSS {{peak / 1024:.0f}} MiB (before aligning {{base / 1024:.0f}} MiB); "
+      f"{{np.mean(err <= 0.05) * 100:.1f}} % of onsets within 50 ms, {{np.mean(err <= 0.1) * 100:.1f}} % within 100 ms; "
+      f"confidence {{al.confidence:.2f}}; levels {{[(lv['factor'], lv.get('cells', lv.get('largest_block'))) for lv in al.info['levels']]}}")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     return (r.stdout + r.stderr).strip()
@@ -288,7 +304,15 @@ def main(argv=None):
     ap.add_argument("--long", type=float, default=0.0, help="also time a LONG-minute input")
     ap.add_argument("--json", default=None, help="write the per-note errors summary here")
     ap.add_argument("--title", default="alignment")
+    ap.add_argument("--no-attack-comp", action="store_true",
+                    help="place note-ons at the heard onsets (settings.align.compensate_attack off)")
     args = ap.parse_args(argv)
+    global SETTINGS
+    from bespoke.config import Settings
+
+    SETTINGS = Settings()
+    if hasattr(SETTINGS.align, "compensate_attack"):
+        SETTINGS.align.compensate_attack = not args.no_attack_comp
     modes = args.modes.split(",")
     cases: List[Case] = []
     sets = args.sets.split(",")

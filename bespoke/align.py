@@ -4,26 +4,31 @@ No rendering: the score is symbolic, and the question asked of every (score fram
 pair is "are the notes the score plays here present in the recording there?", which holds
 whether the MIDI has every part or one part of a larger ensemble.
 
-Features (mixture side, ``hop`` = 10 ms):
-  * pitch salience ``(88, n)``: a semitone log-spectrum (tuned to the recording), summed over
-    each pitch's first harmonics, each frame scaled to its own maximum: how strongly each piano
-    key sounds, relative to the loudest one now;
-  * onset salience ``(88, n)``: the same harmonic sum of the log-spectral flux (rises only),
+Features (recording side, one frame every ``hop`` = 10 ms):
+  * pitch salience ``(n, 88)``: a semitone log-spectrum (tuned to the recording) summed over
+    each pitch's first harmonics, each frame scaled to its own strongest pitch;
+  * onset salience ``(n, 88)``: the same harmonic sum of the log-spectral flux (rises only),
     scaled by its local maximum over a few seconds (locally adaptive normalisation) and given a
-    decaying tail, as in decaying locally adaptive normalised chroma onsets (DLNCO), but per pitch.
+    decaying tail: decaying locally adaptive normalised onsets (DLNCO), per pitch, not per chroma.
 Score side: which pitches sound (piano roll) and where notes start (decaying impulses).
-Cost of (score frame i, audio frame j): one minus the mean salience, at frame j, of the pitches
-sounding at i, plus the same for onsets where the score has them. Extra energy in the recording
-(other instruments) costs nothing. Costs are divided by what the row costs against audio at
-random, so rests, held notes and the ends cost the same as an uninformative match.
+Cost of (score frame i, audio frame j): how many standard deviations (over the recording) the
+salience of the pitches sounding at i stands above its average, at j, squashed to
+1 - tanh(z / z_scale); the same for onsets where the score has them. One-sided: energy the score
+does not explain (other instruments) costs nothing. Rows without notes (rests) cost 1, "no
+evidence", as does an audio frame matched to nothing.
 
-Search, coarse to fine: one global DTW (symmetric2 on the full matrix) at a low frame rate, kept
-under ``coarse_cells`` cells, with a skip row before and after the score (open begin and end:
-silence or other music at either end of the recording); then finer levels down to 10 ms, each
-only inside a band around the previous level's path, in overlapping blocks of rows: the largest
-matrix ever built is one block of the band, whatever the length of the recording.
+Search, coarse to fine: a global DTW (dtw-python, symmetric2 with horizontal and vertical steps
+weighted against the diagonal) on the full matrix at a low frame rate, kept under
+``coarse_cells`` cells, with a skip row before and after the score (open begin and end: silence
+or other music at either end of the recording); once to learn the average tempo, once with the
+score at that tempo. Then finer levels down to 10 ms, each only inside a band around the
+previous level's path, in overlapping blocks of rows: the largest matrix ever built is one block
+of the band, whatever the length of the recording.
 
-The result maps score seconds to audio seconds (TimeMap), with a confidence in [0, 1].
+Confidence: the global path's cost against the cost of the same search with the score
+transposed by a tritone (music that is not in the recording), squashed to [0, 1].
+
+The result maps score seconds to audio seconds (TimeMap).
 """
 from __future__ import annotations
 
@@ -119,7 +124,7 @@ class AlignParams:
 
     hop: int = 220                   # samples at 22050 Hz: the finest frame (10 ms)
     n_fft: int = 2048                # window of the pitch salience
-    onset_n_fft: int = 1024          # window of the onset salience
+    onset_n_fft: int = 2048          # window of the onset salience
     harmonics: int = 6               # harmonics summed into a pitch's salience
     harmonic_decay: float = 0.7      # weight of harmonic h: decay ** (h - 1)
     compress: float = 1000.0         # log(1 + compress * power / reference)
@@ -134,12 +139,12 @@ class AlignParams:
     block_s: float = 4.0             # rows per block of the banded DTW (seconds of score)
     overlap_s: float = 2.0           # look-ahead rows per block, discarded
     skip_cost: float = 0.8           # cost of an audio frame matched to nothing (open ends)
-    z_scale: float = 2.0             # cost = 1 - tanh(z / z_scale)
+    z_scale: float = 3.0             # cost = 1 - tanh(z / z_scale)
     hv_weight: float = 1.5           # weight of horizontal/vertical DTW steps (diagonal: 2)
     hv_weight_coarse: float = 1.5    # ... in the global DTW
     null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
-    conf_center: float = 0.1         # confidence = logistic((evidence - center) / scale), evidence =
-    conf_scale: float = 0.03         #   (null cost - path cost) / null cost
+    conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
+    conf_scale: float = 0.01         #   (null cost - path cost) / null cost
 
 
 # --------------------------------------------------------------------------- features
@@ -196,10 +201,26 @@ class MixFeatures:
     ons: np.ndarray
     rate: float
     tuning_cents: float
+    _pooled: dict = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
         return self.sal.shape[0]
+
+    def pooled(self, factor: int):
+        """Features pooled by ``factor`` frames (salience: mean, onsets: max) with their means and
+        covariances over time: (sal ``(m, 88)``, mean ``(88,)``, cov ``(88, 88)``, ons, mean, cov).
+        Cached (the coarser levels)."""
+        if factor not in self._pooled:
+            if factor <= 1:   # the stored float16 arrays, no copy
+                sal, ons = self.sal, self.ons
+            else:
+                sal, ons = pool(self.sal, factor, "mean"), pool(self.ons, factor, "max")
+            mu_s, cov_s = _moments(sal)
+            mu_o, cov_o = _moments(ons)
+            self._pooled = {k: v for k, v in self._pooled.items() if k > factor}  # finer levels come last
+            self._pooled[factor] = (sal, mu_s, cov_s, ons, mu_o, cov_o)
+        return self._pooled[factor]
 
 
 def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: Optional[AlignParams] = None,
@@ -369,35 +390,24 @@ class CostModel:
     Score frame i is at score time ``s0 + i * s_period``; audio frame j at ``j * a_period``
     (the mixture's features pooled by ``factor``).
 
-    For a score frame with pitch weights a (summing to 1) and the score's mean weights m, the
-    evidence that frame j holds it is z = (a - m) . (x_j - mean x) / std, the std taken over
-    the recording: how far the pitches sounding now stand out, at j, from the part's other
-    pitches, in standard deviations. Energy the score does not explain (other instruments,
-    noise, a frame loud at every pitch) changes z little. Cost = 1 - tanh(z / z_scale), for
-    pitch presence and, weighted, for onsets where the score has them. Rows with no notes
-    cost 1 (no evidence either way), as does an audio frame matched to nothing."""
+    For a score frame with pitch weights a (summing to 1), the evidence that audio frame j
+    holds it is z = a . (x_j - mean x) / sqrt(a' cov a), mean and covariance over the recording:
+    how far, in standard deviations, the pitches sounding now stand above their usual level at
+    j. Energy the score does not explain (other instruments, noise) does not lower it. Cost =
+    1 - tanh(z / z_scale) for pitch presence and, weighted, for onsets where the score has them,
+    divided by 1 + onset_weight. Rows with no notes cost 1 (no evidence either way), as does an
+    audio frame matched to nothing (skip_cost)."""
 
     def __init__(self, score: ScoreFeatures, mix: MixFeatures, factor: int, s0: float, s_period: float,
-                 n_rows: int, params: AlignParams, stats_from: Optional["CostModel"] = None):
+                 n_rows: int, params: AlignParams):
         self.score, self.p = score, params
         self.factor = factor
-        self.sal = pool(mix.sal, factor, "mean")
-        self.osal = pool(mix.ons, factor, "max")
+        self.sal, self.mu_s, self.cov_s, self.osal, self.mu_o, self.cov_o = mix.pooled(factor)
         self.a_period = factor / mix.rate
         self.s0, self.s_period, self.n_rows = s0, s_period, n_rows
         self.n_cols = self.sal.shape[0]
-        self.mu_s, self.cov_s = _moments(self.sal)
-        self.mu_o, self.cov_o = _moments(self.osal)
-        self.sal -= self.mu_s
-        self.osal -= self.mu_o
-        # the score's mean pitch weights (over its frames with notes)
-        act, ons = self.rows(0, n_rows) if stats_from is None else (None, None)
-        if stats_from is None:
-            self.m_act = _mean_weights(act)
-            self.m_ons = _mean_weights(ons)
-        else:
-            self.m_act, self.m_ons = stats_from.m_act, stats_from.m_ons
         self.largest = 0
+        self.last_full: Optional[np.ndarray] = None
 
     def rows(self, r0: int, r1: int) -> Tuple[np.ndarray, np.ndarray]:
         return self.score.block(self.s0 + r0 * self.s_period, self.s_period, r1 - r0)
@@ -406,9 +416,11 @@ class CostModel:
         """Cost ``(r1 - r0, c1 - c0)`` (float64, for dtw-python)."""
         act, ons = self.rows(r0, r1)
         p = self.p
-        C = _z_cost(act, self.m_act, self.sal[c0:c1], self.cov_s, p.z_scale)
+        xs = self.sal[c0:c1].astype(np.float32) - self.mu_s
+        C = _z_cost(act, xs, self.cov_s, p.z_scale)
         if p.onset_weight > 0:
-            C += p.onset_weight * _z_cost(ons, self.m_ons, self.osal[c0:c1], self.cov_o, p.z_scale)
+            xo = self.osal[c0:c1].astype(np.float32) - self.mu_o
+            C += p.onset_weight * _z_cost(ons, xo, self.cov_o, p.z_scale)
             C /= 1.0 + p.onset_weight
         self.largest = max(self.largest, C.size)
         return C.astype(np.float64)
@@ -423,29 +435,24 @@ def _moments(X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return mu.astype(np.float32), (Zc.T @ Zc / max(len(Z) - 1, 1)).astype(np.float64)
 
 
-def _mean_weights(W: np.ndarray) -> np.ndarray:
-    s = W.sum(axis=1)
-    has = s > 1e-6
-    if not np.any(has):
-        return np.zeros(W.shape[1], np.float32)
-    return (W[has] / s[has, None]).mean(axis=0).astype(np.float32)
-
-
-def _z_cost(W: np.ndarray, m: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float) -> np.ndarray:
-    """``(rows, cols)``: 1 - tanh(z / z_scale), z the standardised projection of the centred
-    audio features Xc ``(cols, d)`` on each row's contrast weights w / sum(w) - m; rows without
-    weight cost 1."""
+def _z_cost(W: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float) -> np.ndarray:
+    """``(rows, cols)``: 1 - tanh(z / z_scale) with z = a . x / sqrt(a' cov a): a = w / sum(w) the
+    row's pitch weights, x the centred audio features ``(cols, d)``, cov their covariance over
+    the recording. Rows without weight cost 1."""
     s = W.sum(axis=1)
     has = s > 1e-6
     C = np.ones((W.shape[0], Xc.shape[0]), np.float32)
     if np.any(has):
-        A = W[has] / s[has, None] - m[None, :]
-        var = np.einsum("id,de,ie->i", A, cov, A)
+        A = W[has] / s[has, None]
+        var = ((A.astype(np.float64) @ cov) * A).sum(axis=1)
         sd = np.sqrt(np.maximum(var, 1e-12))
         sd = np.maximum(sd, 0.05 * float(np.median(sd)) + 1e-6)
-        z = (A @ Xc.T) / sd[:, None].astype(np.float32)
-        w = np.minimum(s[has], 1.0)[:, None]   # a frame partly covered by notes weighs less
-        C[has] = 1.0 - w * np.tanh(z / z_scale)
+        z = A @ Xc.T
+        z *= (1.0 / (z_scale * sd)).astype(np.float32)[:, None]
+        np.tanh(z, out=z)
+        z *= -np.minimum(s[has], 1.0).astype(np.float32)[:, None]   # a frame partly covered by notes weighs less
+        z += 1.0
+        C[has] = z
     return C
 
 
@@ -574,7 +581,8 @@ def banded_dtw(model: CostModel, lo: np.ndarray, hi: np.ndarray, skip: float, bl
     return np.concatenate(out_r), np.concatenate(out_c)
 
 
-def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: float, a_period: float) -> TimeMap:
+def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: float, a_period: float,
+                    shift: float = 0.0) -> TimeMap:
     """A DTW path (score rows, audio columns) -> TimeMap. Score frame i spans
     [s0 + i * s_period, s0 + (i + 1) * s_period); its start maps to the start of the first audio
     frame the path pairs it with (audio frame j spans (j -+ 0.5) * a_period), the last frame's end
@@ -585,17 +593,19 @@ def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: flo
     a = (entry - 0.5) * a_period
     s = np.append(s, s0 + (uq[-1] + 1) * s_period)
     a = np.append(a, (cols[-1] + 0.5) * a_period)
-    a = np.maximum.accumulate(np.maximum(a, 0.0))
+    a = np.maximum.accumulate(np.maximum(a, 0.0)) + shift
     return TimeMap(s, a)
 
 
 def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float = 0.0,
                 params: Optional[AlignParams] = None, keep_cost: bool = False,
-                features: Optional[MixFeatures] = None) -> Alignment:
+                features: Optional[MixFeatures] = None, onset_lag: float = 0.0) -> Alignment:
     """Align a score's notes to a recording.
 
     mix: mono ``(n_samples,)`` at ``sr``. notes: ``(n_notes, 4)`` start, end, pitch, velocity in
     score seconds (every part that should guide the alignment; see midi.notes_array).
+    onset_lag: seconds the instruments take to speak after their note-on (see attack_lag); the
+    time map places note-ons that much before the onsets heard in the recording.
     Returns an Alignment whose time map takes score seconds to audio seconds.
     """
     import time as _time
@@ -641,7 +651,7 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
         moved = notes.copy()
         moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12, moved[:, 2] + shift)
         nulls.append(coarse_dtw(coarse_model(ScoreFeatures(moved, p), k), p.skip_cost, p.hv_weight_coarse)[2])
-    null = float(np.min(nulls)) if nulls else 1.0
+    null = float(np.mean(nulls)) if nulls else 1.0
     evidence = (null - dist) / max(null, 1e-6)
     confidence = float(1.0 / (1.0 + math.exp(-(evidence - p.conf_center) / p.conf_scale)))
     levels = [{"factor": f0, "rows": model.n_rows, "cols": model.n_cols, "cells": int(model.largest)}]
@@ -649,7 +659,7 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     for F in factors[1:]:
         s_period = F * k / rate
         n_rows = max(int(math.ceil(span / s_period)), 2)
-        model = CostModel(score, feats, F, s0, s_period, n_rows, p, stats_from=coarse)
+        model = CostModel(score, feats, F, s0, s_period, n_rows, p)
         ratio_r = prev.s_period / s_period
         ratio_c = prev.factor / F
         radius = int(math.ceil(max(p.radius_frames * ratio_c, p.min_radius_s * rate / F)))
@@ -659,11 +669,61 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
         levels.append({"factor": F, "rows": n_rows, "cols": model.n_cols, "band_cells": int(np.sum(hi - lo)),
                        "largest_block": int(model.largest)})
         prev = model
-    tm = path_to_timemap(r, c, s0, prev.s_period, prev.a_period)
+    tm = path_to_timemap(r, c, s0, prev.s_period, prev.a_period, shift=-onset_lag)
     path = np.stack([s0 + (r + 0.5) * prev.s_period, c * prev.a_period], axis=1)
     info = {"levels": levels, "tempo_ratio": k, "path_cost": dist, "null_cost": null, "evidence": evidence,
-            "feature_s": t_feat, "total_s": _time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents}
+            "feature_s": t_feat, "total_s": _time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents,
+            "onset_lag": onset_lag}
     return Alignment(time_map=tm, confidence=confidence, path=path, frame_rate=rate / prev.factor,
                      cost=coarse.last_full.astype(np.float32) if keep_cost else None,
                      cost_extent=(s0, s0 + coarse.n_rows * coarse.s_period, 0.0, coarse.n_cols * coarse.a_period),
                      coarse_path=coarse_path, info=info)
+
+
+# How late the aligner hears a note start behind its note-on, per GM program, as the default
+# soundfont (FluidR3_GM) renders it: the time the instrument takes to speak (bowed strings and
+# flutes: tens of ms; piano, plucked, percussive: none). Measured with bench/attack_lag.py.
+ATTACK_LAG_MS = (
+    -10, -10, -15, -15, -15, -15, -10, -20, -10, -5, -10, -10, -20, -25, -15, -15,
+    -10, 0, -10, 25, 10, 10, 10, 10, -10, -5, -10, -5, -25, 15, 0, -5,
+    -10, -5, 0, 0, -20, -15, -20, -15, 30, 30, 40, 20, 80, -15, -20, -20,
+    45, 30, 25, 35, 30, 15, 35, -10, -5, 25, 10, 0, 10, 10, -15, -5,
+    5, 5, 5, 0, 5, 5, 10, 5, 50, 30, 10, 15, 40, 45, 20, 0,
+    -15, -5, -5, -10, -15, 20, -10, -15, -5, 80, 10, 25, 25, 15, 10, 15,
+    -5, 5, -10, 10, 0, 5, 35, 45, -15, -20, -10, -20, -20, 5, 20, 0,
+    -20, -20, -20, -20, -20, -20, -20, -20, 0, 0, 0, 0, 0, 0, 0, 0,
+)
+
+
+def attack_lag(program: int, is_drum: bool = False) -> float:
+    """Seconds a note of GM ``program`` takes to be heard after its note-on (ATTACK_LAG_MS)."""
+    if is_drum:
+        return 0.0
+    return ATTACK_LAG_MS[int(program) % 128] / 1000.0
+
+
+def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, params: Optional[AlignParams] = None,
+             keep_cost: bool = False, compensate_attack: bool = True, programs: Optional[dict] = None) -> Alignment:
+    """Align a pretty_midi.PrettyMIDI to a recording (mono ``(n_samples,)`` at ``sr``) by the notes
+    of all its pitched parts (drum parts carry no pitch and are left out of the search; they are
+    moved with the rest by the time map).
+
+    compensate_attack: place note-ons before the heard onsets by the instruments' attack time
+    (the notes' mean attack_lag), so that the aligned MIDI, rendered, sounds in time with the
+    recording. programs: {part index: GM program} overriding the MIDI's (the real instruments).
+    """
+    from .midi import notes_array
+
+    programs = programs or {}
+    pitched, lags = [], []
+    for i, inst in enumerate(pm.instruments):
+        if inst.is_drum or not inst.notes:
+            continue
+        arr = notes_array(inst)
+        pitched.append(arr)
+        lags.append(np.full(len(arr), attack_lag(programs.get(i, inst.program))))
+    if not pitched:
+        raise AlignmentError("the MIDI has no pitched notes to align by (drums only)")
+    lag = float(np.mean(np.concatenate(lags))) if compensate_attack else 0.0
+    return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, params=params,
+                       keep_cost=keep_cost, onset_lag=lag)
