@@ -1,16 +1,48 @@
-"""Score-to-audio alignment: features -> DTW (dtw-python) -> a validated monotonic time map.
+"""Score-to-audio alignment: the MIDI's notes against the recording, with dtw-python.
 
-The score is rendered with fluidsynth, both signals become chroma + onset features, and
-dtw-python finds the cheapest monotonic path. The result maps score seconds to audio seconds.
+No rendering: the score is symbolic, and the question asked of every (score frame, audio frame)
+pair is "are the notes the score plays here present in the recording there?", which holds
+whether the MIDI has every part or one part of a larger ensemble.
+
+Features (recording side, one frame every ``hop`` = 10 ms):
+  * pitch salience ``(n, 88)``: a semitone log-spectrum (tuned to the recording) summed over
+    each pitch's first harmonics, each frame scaled to its own strongest pitch;
+  * onset salience ``(n, 88)``: the same harmonic sum of the log-spectral flux (rises only),
+    scaled by its local maximum over a few seconds (locally adaptive normalisation) and given a
+    decaying tail: decaying locally adaptive normalised onsets (DLNCO), per pitch, not per chroma.
+Score side: which pitches sound (piano roll) and where notes start (decaying impulses).
+Cost of (score frame i, audio frame j): how many standard deviations (over the recording) the
+salience of the pitches sounding at i stands above its average, at j, squashed to
+1 - tanh(z / z_scale); the same for onsets where the score has them. One-sided: energy the score
+does not explain (other instruments) costs nothing. Rows without notes (rests) cost 1, "no
+evidence", as does an audio frame matched to nothing.
+
+Search, coarse to fine: a global DTW (dtw-python, symmetric2 with horizontal and vertical steps
+weighted against the diagonal) on the full matrix at a low frame rate, kept under
+``coarse_cells`` cells, with a skip row before and after the score (open begin and end: silence
+or other music at either end of the recording); once to learn the average tempo, once with the
+score at that tempo. Then finer levels down to 10 ms, each only inside a band around the
+previous level's path, in overlapping blocks of rows: the largest matrix ever built is one block
+of the band, whatever the length of the recording.
+
+Confidence: the global path's cost against the cost of the same search with the score
+transposed by a tritone (music that is not in the recording), squashed to [0, 1].
+
+The result maps score seconds to audio seconds (TimeMap).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
 from .errors import AlignmentError
+
+FEAT_SR = 22050
+PITCH_LO, N_PITCH = 21, 88          # A0 .. C8: the notes
+BIN_LO, N_BIN = 21, 100             # semitone bins of the spectrum: A0 .. C9 (harmonics)
 
 
 @dataclass
@@ -67,9 +99,13 @@ class Alignment:
     """The result of aligning a score to a recording.
 
     time_map: score seconds -> audio seconds.
-    confidence: 0 (no evidence the score matches) .. 1 (a clear match).
-    path: ``(n, 2)`` frame indices (score, audio) at ``frame_rate`` frames per second.
-    cost: the local cost matrix ``(n_score_frames, n_audio_frames)`` when kept (for plots), else None.
+    confidence: 0 (no evidence the score matches the recording) .. 1 (a clear match).
+    path: ``(n, 2)`` the finest level's path as (score time, audio time) in seconds.
+    frame_rate: audio frames per second of the finest level.
+    cost: the global (coarsest) level's cost matrix ``(n_score_frames, n_audio_frames)`` when
+        kept (for plots), with ``cost_extent`` = (score_t0, score_t1, audio_t0, audio_t1) seconds
+        and ``coarse_path`` ``(m, 2)`` its path in seconds; else None.
+    info: figures for reports (levels, rates, band sizes, the largest block built, ...).
     """
 
     time_map: TimeMap
@@ -77,88 +113,617 @@ class Alignment:
     path: np.ndarray
     frame_rate: float
     cost: Optional[np.ndarray] = None
+    cost_extent: Optional[Tuple[float, float, float, float]] = None
+    coarse_path: Optional[np.ndarray] = None
     info: dict = field(default_factory=dict)
 
 
-def chroma_onset_features(y: np.ndarray, sr: int, hop: int, tuning_cents: float = 0.0) -> np.ndarray:
-    """Features ``(24, n_frames)``: 12 log-compressed, normalised chroma and 12 chroma-wise
-    onset strengths (half-wave rectified chroma flux), each frame unit-norm per half."""
-    import librosa
+@dataclass
+class AlignParams:
+    """Knobs of the aligner (defaults measured with bench/align_eval.py)."""
 
-    n_fft = 4 * hop if hop <= 1024 else 2 * hop
-    S = np.abs(librosa.stft(y.astype(np.float32), n_fft=n_fft, hop_length=hop, center=True)) ** 2
-    C = librosa.feature.chroma_stft(S=S, sr=sr, tuning=tuning_cents / 100.0, norm=None, n_chroma=12)
-    C = np.log1p(100.0 * C / (np.max(C) + 1e-12))
-    flux = np.maximum(np.diff(C, axis=1, prepend=C[:, :1]), 0.0)
-    def unit(X):
-        return X / (np.linalg.norm(X, axis=0, keepdims=True) + 1e-6)
-    return np.concatenate([unit(C), 0.5 * unit(flux)], axis=0).astype(np.float32)
-
-
-def cosine_cost(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``(n_a, n_b)`` cost 1 - cosine similarity between the columns of A and B."""
-    An = A / (np.linalg.norm(A, axis=0, keepdims=True) + 1e-9)
-    Bn = B / (np.linalg.norm(B, axis=0, keepdims=True) + 1e-9)
-    return (1.0 - An.T @ Bn).astype(np.float64)
-
-
-def path_to_timemap(path: np.ndarray, frame_rate: float, score_offset: float = 0.0) -> TimeMap:
-    """A DTW path ``(n, 2)`` (score frame, audio frame) -> strictly monotonic TimeMap.
-
-    Runs of the same score frame are averaged; the audio times are then made non-decreasing.
-    """
-    q, r = path[:, 0], path[:, 1]
-    uq, start = np.unique(q, return_index=True)
-    sums = np.add.reduceat(r.astype(np.float64), start)
-    counts = np.diff(np.append(start, len(r)))
-    ra = sums / counts
-    ra = np.maximum.accumulate(ra)
-    return TimeMap(uq / frame_rate + score_offset, ra / frame_rate)
+    hop: int = 220                   # samples at 22050 Hz: the finest frame (10 ms)
+    n_fft: int = 2048                # window of the pitch salience
+    onset_n_fft: int = 2048          # window of the onset salience
+    harmonics: int = 6               # harmonics summed into a pitch's salience
+    harmonic_decay: float = 0.7      # weight of harmonic h: decay ** (h - 1)
+    compress: float = 1000.0         # log(1 + compress * power / reference)
+    onset_weight: float = 1.0        # weight of the onset cost next to the presence cost
+    onset_norm_s: float = 1.5        # window (s) of the local maximum normalising onsets
+    onset_decay_s: float = 0.05      # decaying tail of onsets (both sides)
+    coarse_rate: float = 10.0        # frames per second of the global DTW at most
+    coarse_cells: float = 4e6        # cells of the global DTW's matrix at most
+    level_ratio: int = 10            # frame-rate ratio between successive levels
+    radius_frames: float = 3.0       # band half-width, in frames of the level above
+    min_radius_s: float = 0.25       # ... and in seconds at least
+    block_s: float = 4.0             # rows per block of the banded DTW (seconds of score)
+    overlap_s: float = 2.0           # look-ahead rows per block, discarded
+    skip_cost: float = 0.8           # cost of an audio frame matched to nothing (open ends)
+    z_scale: float = 3.0             # cost = 1 - tanh(z / z_scale)
+    hv_weight: float = 1.5           # weight of horizontal/vertical DTW steps (diagonal: 2)
+    hv_weight_coarse: float = 1.5    # ... in the global DTW
+    null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
+    conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
+    conf_scale: float = 0.01         #   (null cost - path cost) / null cost
 
 
-def align_audio(mix: np.ndarray, sr: int, score_audio: np.ndarray, score_sr: int,
-                feature_rate: float = 20.0, tuning_cents: float = 0.0, keep_cost: bool = False,
-                score_span: Optional[tuple] = None) -> Alignment:
-    """Align a rendering of the score to the mixture (both mono ``(n_samples,)``).
+# --------------------------------------------------------------------------- features
 
-    score_span: (start, end) seconds of the score's notes; the score rendering is cut to it
-    (plus a margin) so silence at either end of the recording is skipped (open begin and end).
-    """
+def semitone_filterbank(sr: int, n_fft: int, tuning_cents: float = 0.0, lo: int = BIN_LO,
+                        n_bins: int = N_BIN):
+    """Sparse ``(n_bins, n_fft // 2 + 1)``: triangular weights summing power into semitone bands
+    centred on the equal-tempered pitches lo .. lo + n_bins - 1, shifted by ``tuning_cents``;
+    each band at least about two FFT bins wide."""
+    import scipy.sparse
+
+    f = np.arange(n_fft // 2 + 1) * sr / n_fft
+    df = sr / n_fft
+    rows, cols, vals = [], [], []
+    for k in range(n_bins):
+        fc = 440.0 * 2.0 ** ((lo + k - 69 + tuning_cents / 100.0) / 12.0)
+        if fc >= sr / 2:
+            break
+        lo_f = fc * 2.0 ** (-1 / 12)
+        hi_f = fc * 2.0 ** (1 / 12)
+        half_lo = max(fc - lo_f, df)
+        half_hi = max(hi_f - fc, df)
+        w = np.where(f < fc, 1.0 - (fc - f) / half_lo, 1.0 - (f - fc) / half_hi)
+        idx = np.nonzero(w > 0)[0]
+        rows += [k] * len(idx)
+        cols += idx.tolist()
+        vals += w[idx].tolist()
+    return scipy.sparse.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(n_bins, len(f)))
+
+
+def harmonic_sum_matrix(n_harm: int, decay: float, lo_pitch: int = PITCH_LO, n_pitch: int = N_PITCH,
+                        lo_bin: int = BIN_LO, n_bins: int = N_BIN) -> np.ndarray:
+    """``(n_pitch, n_bins)``: pitch p gathers bins p + 12 log2(h), h = 1..n_harm (linear
+    interpolation between semitones), weighted decay ** (h - 1), rows summing to 1."""
+    H = np.zeros((n_pitch, n_bins), np.float32)
+    for i in range(n_pitch):
+        for h in range(1, n_harm + 1):
+            b = lo_pitch + i + 12.0 * math.log2(h) - lo_bin
+            k = int(math.floor(b))
+            t = b - k
+            w = decay ** (h - 1)
+            for kk, ww in ((k, 1.0 - t), (k + 1, t)):
+                if 0 <= kk < n_bins and ww > 0:
+                    H[i, kk] += w * ww
+        H[i] /= max(H[i].sum(), 1e-9)
+    return H
+
+
+@dataclass
+class MixFeatures:
+    """Mixture features at the finest rate: ``sal`` and ``ons`` float16 ``(n_frames, 88)``."""
+
+    sal: np.ndarray
+    ons: np.ndarray
+    rate: float
+    tuning_cents: float
+    _pooled: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n(self) -> int:
+        return self.sal.shape[0]
+
+    def pooled(self, factor: int):
+        """Features pooled by ``factor`` frames (salience: mean, onsets: max) with their means and
+        covariances over time: (sal ``(m, 88)``, mean ``(88,)``, cov ``(88, 88)``, ons, mean, cov).
+        Cached (the coarser levels)."""
+        if factor not in self._pooled:
+            if factor <= 1:   # the stored float16 arrays, no copy
+                sal, ons = self.sal, self.ons
+            else:
+                sal, ons = pool(self.sal, factor, "mean"), pool(self.ons, factor, "max")
+            mu_s, cov_s = _moments(sal)
+            mu_o, cov_o = _moments(ons)
+            self._pooled = {k: v for k, v in self._pooled.items() if k > factor}  # finer levels come last
+            self._pooled[factor] = (sal, mu_s, cov_s, ons, mu_o, cov_o)
+        return self._pooled[factor]
+
+
+def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: Optional[AlignParams] = None,
+                     chunk_s: float = 60.0) -> MixFeatures:
+    """Pitch and onset salience of the mono recording ``y`` ``(n_samples,)``, computed in chunks
+    (memory grows with the number of frames, never with the STFT)."""
+    import scipy.fft
+    import scipy.ndimage
+
+    p = params or AlignParams()
+    if sr != FEAT_SR:
+        from .audio import resample
+
+        y = resample(np.asarray(y, np.float32), sr, FEAT_SR)
+    y = np.asarray(y, np.float32)
+    hop = p.hop
+    n_frames = 1 + len(y) // hop
+    H = harmonic_sum_matrix(p.harmonics, p.harmonic_decay).T  # (bins, pitch)
+    L = _log_semitone_spectrum(y, hop, p.n_fft, tuning_cents, p.compress, chunk_s)
+    sal = L @ H
+    if p.onset_n_fft != p.n_fft:
+        del L
+        L = _log_semitone_spectrum(y, hop, p.onset_n_fft, tuning_cents, p.compress, chunk_s)
+    # onsets: rises of the log-spectrum, harmonic-summed, over a local maximum, with a tail
+    np.subtract(L[1:], L[:-1], out=L[1:])
+    L[0] = 0.0
+    np.maximum(L, 0.0, out=L)
+    ons = L @ H
+    del L
+    # pitch salience relative to the frame's strongest pitch (floor: quiet frames stay low)
+    peak = sal.max(axis=1)
+    floor = 0.2 * float(np.percentile(peak, 90)) + 1e-9
+    sal /= np.maximum(peak, floor)[:, None]
+    rate = FEAT_SR / hop
+    w = max(int(round(p.onset_norm_s * rate)), 1)
+    opeak = scipy.ndimage.maximum_filter1d(ons.max(axis=1), size=w, mode="nearest")
+    ofloor = 0.1 * float(np.percentile(opeak, 90)) + 1e-9
+    ons /= np.maximum(opeak, ofloor)[:, None]
+    if p.onset_decay_s > 0:
+        a = math.exp(-1.0 / (p.onset_decay_s * rate))
+        _decay_inplace(ons, a)
+    return MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=tuning_cents)
+
+
+def _log_semitone_spectrum(y: np.ndarray, hop: int, n_fft: int, tuning_cents: float, compress: float,
+                           chunk_s: float) -> np.ndarray:
+    """log(1 + compress * E / ref): E the power in semitone bands ``(n_frames, N_BIN)`` of
+    centred frames every ``hop`` samples (FEAT_SR), ref a high percentile of the frames' peaks."""
+    import scipy.fft
+
+    fb = semitone_filterbank(FEAT_SR, n_fft, tuning_cents)
+    win = np.hanning(n_fft).astype(np.float32)
+    n_frames = 1 + len(y) // hop
+    E = np.empty((n_frames, N_BIN), np.float32)
+    pad = np.pad(y, (n_fft // 2, n_fft // 2 + hop))
+    per = max(int(chunk_s * FEAT_SR / hop), 1)
+    for f0 in range(0, n_frames, per):
+        f1 = min(n_frames, f0 + per)
+        seg = pad[f0 * hop: (f1 - 1) * hop + n_fft]
+        fr = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop][: f1 - f0]
+        Y = scipy.fft.rfft(fr * win, axis=1)
+        P = (Y.real ** 2 + Y.imag ** 2).astype(np.float32)
+        E[f0:f1] = (fb @ P.T).T
+    ref = float(np.percentile(E.max(axis=1), 99)) + 1e-12
+    return np.log1p(compress * E / ref, out=E)
+
+
+def _decay_inplace(X: np.ndarray, a: float) -> None:
+    """X[t] = max(X[t], a * X[t-1]) along axis 0 (a peak-hold with exponential decay)."""
+    import scipy.signal
+
+    # max-decay has no closed linear form; a linear IIR tail then a max with the input is close
+    tail = scipy.signal.lfilter([1.0 - a], [1.0, -a], X, axis=0).astype(np.float32)
+    np.maximum(X, tail / max(1.0 - a, 1e-6) * (1.0 - a), out=X)
+
+
+def pool(X: np.ndarray, factor: int, how: str = "mean") -> np.ndarray:
+    """Pool ``(n, d)`` rows by ``factor`` (the last group may be shorter): mean or max."""
+    if factor <= 1:
+        return X.astype(np.float32)
+    n = X.shape[0]
+    m = -(-n // factor)
+    pad = m * factor - n
+    Z = np.concatenate([X, np.repeat(X[-1:], pad, axis=0)]) if pad else X
+    Z = Z.reshape(m, factor, -1).astype(np.float32)
+    return Z.max(axis=1) if how == "max" else Z.mean(axis=1)
+
+
+class ScoreFeatures:
+    """The notes of a score as features at any frame rate, built block by block.
+
+    notes: ``(n_notes, 4)`` start, end, pitch, velocity (seconds)."""
+
+    def __init__(self, notes: np.ndarray, params: Optional[AlignParams] = None):
+        p = params or AlignParams()
+        notes = np.asarray(notes, np.float64)
+        notes = notes[(notes[:, 1] > notes[:, 0])]
+        order = np.argsort(notes[:, 0], kind="stable")
+        self.notes = notes[order]
+        self.starts = self.notes[:, 0]
+        self.max_dur = float(np.max(self.notes[:, 1] - self.notes[:, 0])) if len(self.notes) else 0.0
+        self.pitch = np.clip(np.round(self.notes[:, 2]).astype(int) - PITCH_LO, 0, N_PITCH - 1)
+        self.decay_s = p.onset_decay_s
+        self.t0 = float(self.notes[:, 0].min())
+        self.t1 = float(self.notes[:, 1].max())
+
+    def block(self, t0: float, period: float, n: int, pooled: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+        """Frames ``t0 + i * period`` (i < n), each covering ``period`` s: (act, ons), float32
+        ``(n, 88)``: the fraction of the frame each pitch sounds, and the onset strength (1 at a
+        note's start, decaying with its tail; the max over the frame)."""
+        act = np.zeros((n, N_PITCH), np.float32)
+        ons = np.zeros((n, N_PITCH), np.float32)
+        t1 = t0 + n * period
+        i0 = int(np.searchsorted(self.starts, t0 - self.max_dur - 1.0))
+        i1 = int(np.searchsorted(self.starts, t1))
+        if i1 <= i0:
+            return act, ons
+        nt = self.notes[i0:i1]
+        pit = self.pitch[i0:i1]
+        keep = nt[:, 1] > t0
+        nt, pit = nt[keep], pit[keep]
+        edges = t0 + np.arange(n + 1) * period
+        for (s, e, _p, _v), k in zip(nt, pit):
+            # activity: overlap of [s, e) with each frame
+            a = int(np.searchsorted(edges, s, "right")) - 1
+            b = int(np.searchsorted(edges, e, "left"))
+            a, b = max(a, 0), min(b, n)
+            if b > a:
+                ov = np.minimum(edges[a + 1:b + 1], e) - np.maximum(edges[a:b], s)
+                np.maximum(act[a:b, k], np.clip(ov / period, 0.0, 1.0), out=act[a:b, k])
+            # onset: 1 in the frame holding s, then exp decay
+            f = int(math.floor((s - t0) / period))
+            if -1 < f < n:
+                m = max(1, int(math.ceil(4 * self.decay_s / period))) if self.decay_s > 0 else 1
+                f1 = min(n, f + m)
+                if self.decay_s > 0:
+                    v = np.exp(-np.maximum(edges[f:f1] - s, 0.0) / self.decay_s)
+                else:
+                    v = np.ones(f1 - f)
+                v[0] = 1.0
+                np.maximum(ons[f:f1, k], v, out=ons[f:f1, k])
+        return act, ons
+
+
+# --------------------------------------------------------------------------- cost
+
+def presence_cost(act: np.ndarray, ons: np.ndarray, sal: np.ndarray, osal: np.ndarray,
+                  onset_weight: float = 1.0) -> np.ndarray:
+    """``(n_score, n_audio)`` cost: 1 - the audio's mean salience at the pitches the score
+    sounds (weighted by how much of the frame they sound), plus ``onset_weight`` times the same
+    for onsets where the score has them. Rows with no notes cost NaN (the caller decides)."""
+    wa = act.sum(axis=1, keepdims=True)
+    C = 1.0 - (act @ sal.T) / np.maximum(wa, 1e-9)
+    C[wa[:, 0] <= 1e-6] = np.nan
+    if onset_weight > 0:
+        wo = ons.sum(axis=1, keepdims=True)
+        has = wo[:, 0] > 1e-3
+        if np.any(has):
+            Q = 1.0 - (ons[has] @ osal.T) / wo[has]
+            C[has] += onset_weight * Q * np.minimum(wo[has], 1.0)
+    return C
+
+
+class CostModel:
+    """Cost blocks between the score (rows) and the recording (columns) at one level.
+
+    Score frame i is at score time ``s0 + i * s_period``; audio frame j at ``j * a_period``
+    (the mixture's features pooled by ``factor``).
+
+    For a score frame with pitch weights a (summing to 1), the evidence that audio frame j
+    holds it is z = a . (x_j - mean x) / sqrt(a' cov a), mean and covariance over the recording:
+    how far, in standard deviations, the pitches sounding now stand above their usual level at
+    j. Energy the score does not explain (other instruments, noise) does not lower it. Cost =
+    1 - tanh(z / z_scale) for pitch presence and, weighted, for onsets where the score has them,
+    divided by 1 + onset_weight. Rows with no notes cost 1 (no evidence either way), as does an
+    audio frame matched to nothing (skip_cost)."""
+
+    def __init__(self, score: ScoreFeatures, mix: MixFeatures, factor: int, s0: float, s_period: float,
+                 n_rows: int, params: AlignParams):
+        self.score, self.p = score, params
+        self.factor = factor
+        self.sal, self.mu_s, self.cov_s, self.osal, self.mu_o, self.cov_o = mix.pooled(factor)
+        self.a_period = factor / mix.rate
+        self.s0, self.s_period, self.n_rows = s0, s_period, n_rows
+        self.n_cols = self.sal.shape[0]
+        self.largest = 0
+        self.last_full: Optional[np.ndarray] = None
+
+    def rows(self, r0: int, r1: int) -> Tuple[np.ndarray, np.ndarray]:
+        return self.score.block(self.s0 + r0 * self.s_period, self.s_period, r1 - r0)
+
+    def block(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Cost ``(r1 - r0, c1 - c0)`` (float64, for dtw-python)."""
+        act, ons = self.rows(r0, r1)
+        p = self.p
+        xs = self.sal[c0:c1].astype(np.float32) - self.mu_s
+        C = _z_cost(act, xs, self.cov_s, p.z_scale)
+        if p.onset_weight > 0:
+            xo = self.osal[c0:c1].astype(np.float32) - self.mu_o
+            C += p.onset_weight * _z_cost(ons, xo, self.cov_o, p.z_scale)
+            C /= 1.0 + p.onset_weight
+        self.largest = max(self.largest, C.size)
+        return C.astype(np.float64)
+
+
+def _moments(X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean ``(d,)`` and covariance ``(d, d)`` of the rows of X (subsampled when long)."""
+    step = max(1, X.shape[0] // 20000)
+    Z = X[::step].astype(np.float64)
+    mu = Z.mean(axis=0)
+    Zc = Z - mu
+    return mu.astype(np.float32), (Zc.T @ Zc / max(len(Z) - 1, 1)).astype(np.float64)
+
+
+def _z_cost(W: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float) -> np.ndarray:
+    """``(rows, cols)``: 1 - tanh(z / z_scale) with z = a . x / sqrt(a' cov a): a = w / sum(w) the
+    row's pitch weights, x the centred audio features ``(cols, d)``, cov their covariance over
+    the recording. Rows without weight cost 1."""
+    s = W.sum(axis=1)
+    has = s > 1e-6
+    C = np.ones((W.shape[0], Xc.shape[0]), np.float32)
+    if np.any(has):
+        A = W[has] / s[has, None]
+        var = ((A.astype(np.float64) @ cov) * A).sum(axis=1)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        sd = np.maximum(sd, 0.05 * float(np.median(sd)) + 1e-6)
+        z = A @ Xc.T
+        z *= (1.0 / (z_scale * sd)).astype(np.float32)[:, None]
+        np.tanh(z, out=z)
+        z *= -np.minimum(s[has], 1.0).astype(np.float32)[:, None]   # a frame partly covered by notes weighs less
+        z += 1.0
+        C[has] = z
+    return C
+
+
+_PATTERNS = {}
+
+
+def step_pattern(hv_weight: float):
+    """symmetric2 with the horizontal and vertical steps weighted ``hv_weight`` (diagonal 2):
+    above 1 the path prefers to advance on both axes at once where the costs are flat."""
+    from dtw.stepPattern import StepPattern
+
+    key = round(float(hv_weight), 4)
+    if key not in _PATTERNS:
+        _PATTERNS[key] = StepPattern(np.array([
+            [1, 1, 1, -1], [1, 0, 0, 2.0],
+            [2, 0, 1, -1], [2, 0, 0, key],
+            [3, 1, 0, -1], [3, 0, 0, key]], dtype=float), "N+M")
+    return _PATTERNS[key]
+
+
+def _run_dtw(C: np.ndarray, mask: Optional[np.ndarray] = None, hv_weight: float = 1.0):
+    """dtw-python on a cost matrix (optionally windowed by a boolean mask), symmetric2 with
+    weighted horizontal/vertical steps; returns the path as (rows, cols) int arrays."""
     import dtw as dtwlib
-    import librosa
 
-    fr_sr = 22050
-    hop = int(round(fr_sr / feature_rate))
-    rate = fr_sr / hop
-    y_mix = librosa.resample(mix.astype(np.float32), orig_sr=sr, target_sr=fr_sr) if sr != fr_sr else mix
-    y_sc = librosa.resample(score_audio.astype(np.float32), orig_sr=score_sr, target_sr=fr_sr) \
-        if score_sr != fr_sr else score_audio
-    offset = 0.0
-    if score_span is not None:
-        s0 = max(0.0, score_span[0] - 0.25)
-        s1 = score_span[1] + 0.5
-        offset = s0
-        y_sc = y_sc[int(s0 * fr_sr):int(s1 * fr_sr)]
-    F_mix = chroma_onset_features(y_mix, fr_sr, hop, tuning_cents)
-    F_sc = chroma_onset_features(y_sc, fr_sr, hop, tuning_cents)
-    C = cosine_cost(F_sc, F_mix)
-    n_q, n_r = C.shape
-    open_ends = n_r > 1.05 * n_q
+    kw = {"step_pattern": step_pattern(hv_weight)}
+    if mask is not None:
+        kw.update(window_type=lambda iw, jw, query_size, reference_size, m: m, window_args={"m": mask})
     try:
-        if open_ends:
-            res = dtwlib.dtw(C, step_pattern=dtwlib.rabinerJuangStepPattern(4, "c", smoothed=True),
-                             open_begin=True, open_end=True)
-        else:
-            res = dtwlib.dtw(C, step_pattern="symmetric2")
+        res = dtwlib.dtw(C, **kw)
     except ValueError as e:
         raise AlignmentError(f"DTW found no path ({e}); is the MIDI much longer than the recording?") from e
-    path = np.stack([res.index1, res.index2], axis=1)
-    tm = path_to_timemap(path, rate, score_offset=offset)
-    along = float(np.mean(C[res.index1, res.index2]))
-    # confidence: how much cheaper the path is than the typical cost of the matrix
-    typical = float(np.median(C))
-    conf = float(np.clip(1.0 - along / max(typical, 1e-9), 0.0, 1.0))
-    return Alignment(time_map=tm, confidence=conf, path=path, frame_rate=rate,
-                     cost=C.astype(np.float32) if keep_cost else None,
-                     info={"path_cost": along, "median_cost": typical, "open_ends": bool(open_ends),
-                           "score_offset": offset})
+    return np.asarray(res.index1), np.asarray(res.index2), float(res.normalizedDistance)
+
+
+def _with_skip_rows(C: np.ndarray, skip: float, lo: Optional[np.ndarray] = None,
+                    hi: Optional[np.ndarray] = None) -> np.ndarray:
+    """C with a row of ``skip`` cost before and after: the path may enter the score late and
+    leave it early (open begin and end), paying ``skip`` per audio frame left out."""
+    row = np.full((1, C.shape[1]), skip)
+    return np.vstack([row, C, row])
+
+
+def coarse_dtw(model: CostModel, skip: float, hv_weight: float = 1.0) -> Tuple[np.ndarray, np.ndarray, float]:
+    """The global DTW on the full matrix of a level: path (rows, cols) with the skip rows
+    removed, and the path's cost per unit of step weight (dtw-python's normalized distance)."""
+    C = model.block(0, model.n_rows, 0, model.n_cols)
+    model.last_full = C
+    r, c, nd = _run_dtw(_with_skip_rows(C, skip), hv_weight=hv_weight)
+    keep = (r >= 1) & (r <= model.n_rows)
+    return r[keep] - 1, c[keep], nd
+
+
+def band_from_path(rows: np.ndarray, cols: np.ndarray, ratio_r: float, ratio_c: float, n_rows: int,
+                   n_cols: int, radius: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The band ``[lo[i], hi[i])`` of columns for each row of a finer level, around a coarser
+    level's path: row i (fine) lies in coarse row floor(i / ratio_r); coarse column c covers fine
+    columns [c * ratio_c, (c + 1) * ratio_c); widened by ``radius`` columns each side."""
+    n_coarse = int(rows.max()) + 1
+    cmin = np.full(n_coarse, np.iinfo(np.int64).max)
+    cmax = np.full(n_coarse, -1)
+    np.minimum.at(cmin, rows, cols)
+    np.maximum.at(cmax, rows, cols)
+    # rows the path skipped (cannot happen with symmetric2, but be safe): carry neighbours
+    for k in range(1, n_coarse):
+        if cmax[k] < 0:
+            cmin[k], cmax[k] = cmax[k - 1], cmax[k - 1]
+    ci = np.minimum((np.arange(n_rows) / ratio_r).astype(int), n_coarse - 1)
+    lo = np.floor(cmin[ci] * ratio_c).astype(np.int64) - radius
+    hi = np.ceil((cmax[ci] + 1) * ratio_c).astype(np.int64) + radius
+    lo = np.clip(lo, 0, n_cols - 1)
+    hi = np.clip(hi, 1, n_cols)
+    lo = np.maximum.accumulate(lo)
+    hi = np.maximum(np.maximum.accumulate(hi), lo + 1)
+    # keep the band connected: row i + 1 must start no later than row i ends
+    lo[1:] = np.minimum(lo[1:], hi[:-1])
+    return lo, hi
+
+
+def banded_dtw(model: CostModel, lo: np.ndarray, hi: np.ndarray, skip: float, block_rows: int,
+               overlap_rows: int, open_begin: bool = True, open_end: bool = True, hv_weight: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """DTW restricted to the band, block by block of rows: each block's matrix covers its rows
+    and the columns their band spans, nothing more. A block starts where the previous block's
+    path entered its first row and looks ``overlap_rows`` rows further than it keeps."""
+    n = model.n_rows
+    out_r: List[np.ndarray] = []
+    out_c: List[np.ndarray] = []
+    r0, c_start = 0, None
+    while r0 < n:
+        r1 = min(n, r0 + block_rows + overlap_rows)
+        last = r1 == n
+        c0 = int(lo[r0]) if c_start is None else int(c_start)
+        c1 = int(hi[r1 - 1])
+        C = model.block(r0, r1, c0, c1)
+        cols = np.arange(c0, c1)
+        mask = (cols[None, :] >= lo[r0:r1, None]) & (cols[None, :] < hi[r0:r1, None])
+        top = c_start is None and open_begin
+        bottom = last and open_end
+        if top or bottom or not last:
+            skip_row = np.full((1, C.shape[1]), skip)
+            parts, mparts = [C], [mask]
+            if top:
+                parts.insert(0, skip_row)
+                mparts.insert(0, cols[None, :] < hi[r0])
+            if bottom or not last:
+                # the block's end is open: a skip row lets it stop anywhere in its last row's band
+                parts.append(skip_row)
+                mparts.append(cols[None, :] >= lo[r1 - 1])
+            C = np.vstack(parts)
+            mask = np.vstack(mparts)
+        r, c, _ = _run_dtw(C, mask, hv_weight)
+        if top:
+            r = r - 1
+        keep = (r >= 0) & (r < r1 - r0)
+        r, c = r[keep] + r0, c[keep] + c0
+        if last:
+            out_r.append(r)
+            out_c.append(c)
+            break
+        stop = r0 + block_rows
+        k = r < stop
+        out_r.append(r[k])
+        out_c.append(c[k])
+        c_start = int(c[np.argmax(r >= stop)])
+        r0 = stop
+    return np.concatenate(out_r), np.concatenate(out_c)
+
+
+def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: float, a_period: float,
+                    shift: float = 0.0) -> TimeMap:
+    """A DTW path (score rows, audio columns) -> TimeMap. Score frame i spans
+    [s0 + i * s_period, s0 + (i + 1) * s_period); its start maps to the start of the first audio
+    frame the path pairs it with (audio frame j spans (j -+ 0.5) * a_period), the last frame's end
+    to the end of the last audio frame."""
+    uq, first = np.unique(rows, return_index=True)
+    entry = cols[first]
+    s = s0 + uq * s_period
+    a = (entry - 0.5) * a_period
+    s = np.append(s, s0 + (uq[-1] + 1) * s_period)
+    a = np.append(a, (cols[-1] + 0.5) * a_period)
+    a = np.maximum.accumulate(np.maximum(a, 0.0)) + shift
+    return TimeMap(s, a)
+
+
+def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float = 0.0,
+                params: Optional[AlignParams] = None, keep_cost: bool = False,
+                features: Optional[MixFeatures] = None, onset_lag: float = 0.0) -> Alignment:
+    """Align a score's notes to a recording.
+
+    mix: mono ``(n_samples,)`` at ``sr``. notes: ``(n_notes, 4)`` start, end, pitch, velocity in
+    score seconds (every part that should guide the alignment; see midi.notes_array).
+    onset_lag: seconds the instruments take to speak after their note-on (see attack_lag); the
+    time map places note-ons that much before the onsets heard in the recording.
+    Returns an Alignment whose time map takes score seconds to audio seconds.
+    """
+    import time as _time
+
+    p = params or AlignParams()
+    notes = np.asarray(notes, np.float64)
+    if notes.ndim != 2 or notes.shape[1] < 3:
+        raise AlignmentError("the MIDI holds no notes to align")
+    notes = notes[notes[:, 1] > notes[:, 0]]
+    if len(notes) == 0:
+        raise AlignmentError("the MIDI holds no notes to align")
+    t_start = _time.perf_counter()
+    feats = features if features is not None else mixture_features(mix, sr, tuning_cents, p)
+    t_feat = _time.perf_counter() - t_start
+    score = ScoreFeatures(notes, p)
+    rate = feats.rate
+    s0, s1 = score.t0, score.t1
+    span = max(s1 - s0, 1.0 / rate)
+    f0 = max(int(math.ceil(rate / p.coarse_rate)), int(math.ceil(math.sqrt(span * rate * feats.n / p.coarse_cells))), 1)
+    factors = [f0]
+    while factors[-1] > 1:
+        factors.append(max(1, factors[-1] // p.level_ratio))
+
+    def coarse_model(sc, k):
+        s_period = f0 * k / rate
+        n_rows = max(int(math.ceil(span / s_period)), 2)
+        return CostModel(sc, feats, f0, s0, s_period, n_rows, p)
+
+    # global DTW: first at the score's own tempo, to learn the recording's average tempo ...
+    model = coarse_model(score, 1.0)
+    if model.n_cols < 2:
+        raise AlignmentError("the recording is too short to align")
+    r, c, _ = coarse_dtw(model, p.skip_cost, 1.0)
+    k = float(np.clip(((c[-1] - c[0] + 1) * model.a_period) / span, 0.25, 4.0))
+    # ... then again with the score at that tempo, preferring the diagonal
+    model = coarse_model(score, k)
+    r, c, dist = coarse_dtw(model, p.skip_cost, p.hv_weight_coarse)
+    coarse = model
+    coarse_path = np.stack([s0 + (r + 0.5) * model.s_period, (c + 0.5) * model.a_period], axis=1)
+    # confidence: the same search with the score transposed (music that is not there)
+    nulls = []
+    for shift in p.null_shifts:
+        moved = notes.copy()
+        moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12, moved[:, 2] + shift)
+        nulls.append(coarse_dtw(coarse_model(ScoreFeatures(moved, p), k), p.skip_cost, p.hv_weight_coarse)[2])
+    null = float(np.mean(nulls)) if nulls else 1.0
+    evidence = (null - dist) / max(null, 1e-6)
+    confidence = float(1.0 / (1.0 + math.exp(-(evidence - p.conf_center) / p.conf_scale)))
+    levels = [{"factor": f0, "rows": model.n_rows, "cols": model.n_cols, "cells": int(model.largest)}]
+    prev = model
+    for F in factors[1:]:
+        s_period = F * k / rate
+        n_rows = max(int(math.ceil(span / s_period)), 2)
+        model = CostModel(score, feats, F, s0, s_period, n_rows, p)
+        ratio_r = prev.s_period / s_period
+        ratio_c = prev.factor / F
+        radius = int(math.ceil(max(p.radius_frames * ratio_c, p.min_radius_s * rate / F)))
+        lo, hi = band_from_path(r, c, ratio_r, ratio_c, n_rows, model.n_cols, radius)
+        r, c = banded_dtw(model, lo, hi, p.skip_cost, max(int(p.block_s / s_period), 8),
+                          max(int(p.overlap_s / s_period), 4), hv_weight=p.hv_weight)
+        levels.append({"factor": F, "rows": n_rows, "cols": model.n_cols, "band_cells": int(np.sum(hi - lo)),
+                       "largest_block": int(model.largest)})
+        prev = model
+    tm = path_to_timemap(r, c, s0, prev.s_period, prev.a_period, shift=-onset_lag)
+    path = np.stack([s0 + (r + 0.5) * prev.s_period, c * prev.a_period], axis=1)
+    info = {"levels": levels, "tempo_ratio": k, "path_cost": dist, "null_cost": null, "evidence": evidence,
+            "feature_s": t_feat, "total_s": _time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents,
+            "onset_lag": onset_lag}
+    return Alignment(time_map=tm, confidence=confidence, path=path, frame_rate=rate / prev.factor,
+                     cost=coarse.last_full.astype(np.float32) if keep_cost else None,
+                     cost_extent=(s0, s0 + coarse.n_rows * coarse.s_period, 0.0, coarse.n_cols * coarse.a_period),
+                     coarse_path=coarse_path, info=info)
+
+
+# How late the aligner hears a note start behind its note-on, per GM program, as the default
+# soundfont (FluidR3_GM) renders it: the time the instrument takes to speak (bowed strings and
+# flutes: tens of ms; piano, plucked, percussive: none). Measured with bench/attack_lag.py.
+ATTACK_LAG_MS = (
+    -10, -10, -15, -15, -15, -15, -10, -20, -10, -5, -10, -10, -20, -25, -15, -15,
+    -10, 0, -10, 25, 10, 10, 10, 10, -10, -5, -10, -5, -25, 15, 0, -5,
+    -10, -5, 0, 0, -20, -15, -20, -15, 30, 30, 40, 20, 80, -15, -20, -20,
+    45, 30, 25, 35, 30, 15, 35, -10, -5, 25, 10, 0, 10, 10, -15, -5,
+    5, 5, 5, 0, 5, 5, 10, 5, 50, 30, 10, 15, 40, 45, 20, 0,
+    -15, -5, -5, -10, -15, 20, -10, -15, -5, 80, 10, 25, 25, 15, 10, 15,
+    -5, 5, -10, 10, 0, 5, 35, 45, -15, -20, -10, -20, -20, 5, 20, 0,
+    -20, -20, -20, -20, -20, -20, -20, -20, 0, 0, 0, 0, 0, 0, 0, 0,
+)
+
+
+def attack_lag(program: int, is_drum: bool = False) -> float:
+    """Seconds a note of GM ``program`` takes to be heard after its note-on (ATTACK_LAG_MS)."""
+    if is_drum:
+        return 0.0
+    return ATTACK_LAG_MS[int(program) % 128] / 1000.0
+
+
+def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, params: Optional[AlignParams] = None,
+             keep_cost: bool = False, compensate_attack: bool = True, programs: Optional[dict] = None) -> Alignment:
+    """Align a pretty_midi.PrettyMIDI to a recording (mono ``(n_samples,)`` at ``sr``) by the notes
+    of all its pitched parts (drum parts carry no pitch and are left out of the search; they are
+    moved with the rest by the time map).
+
+    compensate_attack: place note-ons before the heard onsets by the instruments' attack time
+    (the notes' mean attack_lag), so that the aligned MIDI, rendered, sounds in time with the
+    recording. programs: {part index: GM program} overriding the MIDI's (the real instruments).
+    """
+    from .midi import notes_array
+
+    programs = programs or {}
+    pitched, lags = [], []
+    for i, inst in enumerate(pm.instruments):
+        if inst.is_drum or not inst.notes:
+            continue
+        arr = notes_array(inst)
+        pitched.append(arr)
+        lags.append(np.full(len(arr), attack_lag(programs.get(i, inst.program))))
+    if not pitched:
+        raise AlignmentError("the MIDI has no pitched notes to align by (drums only)")
+    lag = float(np.mean(np.concatenate(lags))) if compensate_attack else 0.0
+    return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, params=params,
+                       keep_cost=keep_cost, onset_lag=lag)

@@ -167,7 +167,7 @@ def cli():
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,
               help="Also write the MIDI aligned to the recording here.")
 @click.option("--no-align", is_flag=True, help="The MIDI is already aligned to the recording: skip alignment.")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.33",
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.2",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True,
               help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
@@ -263,35 +263,50 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @click.option("-t", "--target", default=None, help="Part whose --program applies (see 'bespoke info').")
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont for rendering the score.")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.33",
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.2",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True, help="Write the alignment even when the MIDI does not seem to fit the recording.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the alignment here: the cost matrix with the path, and the aligned notes over the "
+                   "recording's spectrogram (.png, .pdf, .svg; needs matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and warnings.")
-def align(mix, midi, output, target, program, soundfont, min_confidence, force, overwrite, quiet):
-    """Align MIDI to the recording MIX and write the aligned MIDI (every note kept, moved in time)."""
+def align(mix, midi, output, target, program, soundfont, min_confidence, force, plot, overwrite, quiet):
+    """Align MIDI to the recording MIX and write the aligned MIDI (every note kept, moved in time).
+
+    Every part of the MIDI guides the alignment; a MIDI of one part of the ensemble works too."""
     from . import api
     from .audio import load_audio
     from .config import Settings
     from .errors import AlignmentError
     from .midi import load_midi, save_midi, select_part
 
-    check_outputs([output], [mix, midi, soundfont], overwrite)
+    check_outputs([output, plot], [mix, midi, soundfont], overwrite)
+    if plot:
+        from .plot import check_figure_path, require_matplotlib
+
+        check_figure_path(plot)
+        require_matplotlib()
     audio = load_audio(mix)
     pm = load_midi(midi)
-    if target is not None:
-        select_part(pm, target, source=midi)
+    idx = select_part(pm, target, source=midi) if target is not None else None
     s = Settings()
     if min_confidence is not None:
         s.align.min_confidence = min_confidence
     if force:
         s.align.max_duration_ratio = 0.0
-    aligned, al = api.align(audio, pm, program=program, target=target, soundfont=soundfont, settings=s)
+    aligned, al = api.align(audio, pm, program=program, target=target, soundfont=soundfont, settings=s,
+                            keep_cost=bool(plot))
     if not force and s.align.min_confidence > 0 and al.confidence < s.align.min_confidence:
         raise AlignmentError(f"alignment confidence {al.confidence:.2f} is below {s.align.min_confidence:.2f}: "
                              "the MIDI may not belong to this recording (use --force to write it anyway)")
     if al.confidence < s.align.warn_confidence:
         _warn(f"low alignment confidence ({al.confidence:.2f}): check that the MIDI matches the recording")
+    if plot:
+        from .plot import alignment_figure, save_figure
+
+        save_figure(alignment_figure(al, aligned, audio.samples, audio.sr, target_index=idx, title=Path(mix).name),
+                    plot)
     save_midi(aligned, output)
     if not quiet:
         click.echo(f"wrote {output}: alignment confidence {al.confidence:.2f}", err=True)

@@ -13,17 +13,24 @@ from .spectral import Grid
 @dataclass
 class AlignSettings:
     enabled: bool = True            # False: the MIDI is already aligned to the recording
-    feature_rate: float = 20.0      # frames per second of the DTW features
-    # Below min_confidence: an error (unless force); 0 disables the check. Provisional, for the
-    # current confidence figure: the right MIDI scores 0.6-0.7 with every part (tiny songs,
-    # TRIOS) and 0.40-0.69 with one part alone (TRIOS); another piece 0.17-0.29, noise 0.19.
-    # Recalibrate together with the confidence measure.
-    min_confidence: float = 0.33
-    warn_confidence: float = 0.4    # below it: a warning
+    # Below min_confidence: an error (unless force); 0 disables the check. Below warn_confidence:
+    # a warning. Calibrated with bench/align_eval.py (right MIDI against another piece's MIDI).
+    min_confidence: float = 0.2
+    warn_confidence: float = 0.5
     # The score's notes and the recording's sound may differ in length by at most this factor
     # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
     max_duration_ratio: float = 3.0
-    keep_cost: bool = False         # keep the DTW cost matrix in the Alignment (for --plot)
+    keep_cost: bool = False         # keep the global DTW cost matrix in the Alignment (for --plot)
+    coarse_cells: float = 4e6       # the global DTW's matrix is at most this many cells (memory)
+    # Place note-ons before the onsets heard in the recording by the instruments' attack time
+    # (align.ATTACK_LAG_MS), so that the aligned MIDI, rendered, sounds in time with the recording.
+    compensate_attack: bool = True
+
+    def params(self):
+        """The aligner's knobs (align.AlignParams) for these settings."""
+        from .align import AlignParams
+
+        return AlignParams(coarse_cells=self.coarse_cells)
 
 
 @dataclass

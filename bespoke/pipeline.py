@@ -106,24 +106,20 @@ def mono_at(audio: Audio, sr: int) -> np.ndarray:
 
 def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Settings, renderer,
                 tuning: float):
-    """Align every part of ``pm`` to ``mix`` (mono at ``sr``). Returns (aligned_pm, Alignment)."""
-    from .align import align_audio
+    """Align every part of ``pm`` to ``mix`` (mono at ``sr``): the whole score places the target.
+    Returns (aligned_pm, Alignment).
+
+    The alignment is symbolic (align.align_pm: are the score's notes present in the recording?);
+    ``renderer`` is not used. The programs (the target's from --program) only set how early
+    note-ons go before the heard onsets (the instruments' attack, settings.align.compensate_attack)."""
+    from .align import align_pm
     from .audio import active_span
 
     midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
-    program = settings.program
-    insts = []
-    for i, inst in enumerate(pm.instruments):
-        if i == target_index and program is not None and not inst.is_drum:
-            inst = midimod.with_program(midimod.subset(pm, [i]), program).instruments[0]
-        insts.append(inst)
-    score_audio = renderer.render(insts)
-    if np.max(np.abs(score_audio)) < 1e-6:
-        raise AlignmentError("the MIDI renders to silence with this soundfont; try --soundfont or --program")
-    notes = np.concatenate([midimod.notes_array(i) for i in pm.instruments])
-    al = align_audio(mix, sr, score_audio, renderer.sr, feature_rate=settings.align.feature_rate,
-                     tuning_cents=tuning, score_span=(float(notes[:, 0].min()), float(notes[:, 1].max())),
-                     keep_cost=settings.align.keep_cost)
+    programs = {target_index: settings.program} if settings.program is not None else {}
+    al = align_pm(mix, sr, pm, tuning_cents=tuning, keep_cost=settings.align.keep_cost,
+                  params=settings.align.params(), compensate_attack=settings.align.compensate_attack,
+                  programs=programs)
     return midimod.warp(pm, al.time_map), al
 
 

@@ -108,26 +108,68 @@ def draw_spectrogram(ax, y: np.ndarray, sr: int, notes: Optional[np.ndarray] = N
 
 
 def draw_alignment(ax, alignment, max_pixels: int = 1200) -> None:
-    """The alignment: the DTW cost matrix (when kept) with the path over it; x audio seconds,
-    y score seconds."""
-    rate = float(alignment.frame_rate)
-    offset = float(alignment.info.get("score_offset", 0.0)) if alignment.info else 0.0
+    """The alignment: the global DTW's cost matrix (when kept) with its path, and the fine path
+    and time map over it; x recording seconds, y score seconds."""
     C = alignment.cost
-    if C is not None:
+    ext = alignment.cost_extent
+    if C is not None and ext is not None:
+        s0, s1, a0, a1 = ext
         sq = max(1, int(np.ceil(C.shape[0] / max_pixels)))
         sa = max(1, int(np.ceil(C.shape[1] / max_pixels)))
+        lo, hi = np.percentile(C, [2, 98]) if C.size else (0.0, 1.0)
         ax.imshow(C[::sq, ::sa], origin="lower", aspect="auto", cmap="viridis_r", interpolation="nearest",
-                  extent=[0.0, C.shape[1] / rate, offset, offset + C.shape[0] / rate])
+                  extent=[a0, a1, s0, s1], vmin=lo, vmax=hi)
+    if alignment.coarse_path is not None and len(alignment.coarse_path):
+        cp = np.asarray(alignment.coarse_path)
+        ax.plot(cp[:, 1], cp[:, 0], color="orange", linewidth=1.0, label="coarse path")
     path = np.asarray(alignment.path)
     if len(path):
-        ax.plot(path[:, 1] / rate, path[:, 0] / rate + offset, color="red", linewidth=1.0, label="DTW path")
+        ax.plot(path[:, 1], path[:, 0], color="red", linewidth=0.8, label="DTW path")
     tm = alignment.time_map
     ax.plot(tm.audio_times, tm.score_times, color="white", linewidth=0.6, linestyle="--", label="time map")
+    if C is not None and ext is not None:
+        ax.set_xlim(ext[2], ext[3])
+        ax.set_ylim(ext[0], ext[1])
     ax.set_xlabel("recording (s)")
     ax.set_ylabel("score (s)")
     ax.set_title(f"alignment: confidence {alignment.confidence:.2f}"
                  + ("" if C is not None else " (cost matrix not kept)"), fontsize=10, loc="left")
     ax.legend(loc="upper left", fontsize=8, framealpha=0.6)
+
+
+def alignment_figure(alignment, aligned_pm, mix: np.ndarray, sr: int, target_index: Optional[int] = None,
+                     title: str = ""):
+    """The figure for ``bespoke align --plot``: the cost matrix with the path, then the aligned
+    notes over the recording's spectrogram (the target's cyan, the other parts' white; with no
+    target, every part cyan).
+
+    mix: the recording ``(n_samples,)`` or ``(n_channels, n_samples)`` at ``sr``.
+    Returns a matplotlib Figure."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    from . import midi as midimod
+
+    insts = [inst for inst in aligned_pm.instruments if inst.notes]
+    if target_index is None or len(aligned_pm.instruments) == 1:
+        target = np.concatenate([midimod.notes_array(i) for i in insts]) if insts else np.zeros((0, 4))
+        others = np.zeros((0, 4))
+    else:
+        target = midimod.notes_array(aligned_pm.instruments[target_index])
+        rest = [midimod.notes_array(inst) for i, inst in enumerate(aligned_pm.instruments)
+                if i != target_index and inst.notes]
+        others = np.concatenate(rest) if rest else np.zeros((0, 4))
+    fig = Figure(figsize=(13, 10), layout="constrained")
+    gs = fig.add_gridspec(2, 1, height_ratios=[1.2, 1.0])
+    draw_alignment(fig.add_subplot(gs[0]), alignment)
+    ax = fig.add_subplot(gs[1])
+    draw_spectrogram(ax, mix, sr, target, others,
+                     title="the recording, with the aligned notes" +
+                     (": target (cyan), other parts (white)" if len(others) else ""))
+    ax.set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
 
 
 def draw_loss(ax, train) -> None:

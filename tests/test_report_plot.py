@@ -28,8 +28,8 @@ def fake_result(sr=16000, seconds=4.0, with_alignment=True):
         q = np.arange(70)
         path = np.stack([q, np.minimum((q * 1.1).astype(int), 79)], axis=1)
         al = Alignment(time_map=TimeMap(np.array([0.0, 3.5]), np.array([0.0, 3.85])), confidence=0.63,
-                       path=path, frame_rate=rate, cost=rng.random((70, 80)).astype(np.float32),
-                       info={"score_offset": 0.0})
+                       path=path / rate, frame_rate=rate, cost=rng.random((70, 80)).astype(np.float32),
+                       cost_extent=(0.0, 3.5, 0.0, 4.0), coarse_path=path / rate)
     s = Settings()
     s.seed = 3
     return SimpleNamespace(stem=0.5 * mix, residual=0.5 * mix, sr=sr, aligned_midi=pm, target_index=0, alignment=al,
@@ -72,8 +72,8 @@ def test_separation_figure_draws_the_alignment_notes_and_loss(tmp_path):
     fig = separation_figure(res, mix, title="song")
     ax_al, ax_loss, ax_mix, ax_est = fig.axes[:4]
     path_line = [ln for ln in ax_al.get_lines() if ln.get_label() == "DTW path"][0]
-    assert np.allclose(path_line.get_xdata(), res.alignment.path[:, 1] / 20.0)
-    assert np.allclose(path_line.get_ydata(), res.alignment.path[:, 0] / 20.0)
+    assert np.allclose(path_line.get_xdata(), res.alignment.path[:, 1])   # seconds
+    assert np.allclose(path_line.get_ydata(), res.alignment.path[:, 0])
     assert "0.63" in ax_al.get_title(loc="left")
     assert len(ax_al.images) == 1                                  # the cost matrix
     assert len(ax_loss.get_lines()[0].get_ydata()) == 30

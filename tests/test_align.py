@@ -1,0 +1,176 @@
+"""Score-to-audio alignment (bespoke.align) on tiny songs built in code."""
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+
+from bespoke import align as A
+from bespoke import midi as midimod
+from bespoke.errors import AlignmentError
+
+from conftest import SR, make_score
+
+
+def tones(notes: np.ndarray, seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """Additive synthesis of notes ``(n, 4)`` (start, end, pitch, velocity): 6 decaying harmonics,
+    a 10 ms attack; float32 ``(n_samples,)``. Fast, for long inputs."""
+    y = np.zeros(int(seconds * sr) + 1, np.float32)
+    for s, e, p, v in notes:
+        i0, i1 = int(s * sr), min(int((e + 0.05) * sr), len(y))
+        if i1 <= i0:
+            continue
+        t = np.arange(i1 - i0) / sr
+        f0 = 440.0 * 2 ** ((p - 69) / 12)
+        env = np.minimum(t / 0.01, 1.0) * np.exp(-t / 1.5) * (v / 127.0)
+        env[-int(0.05 * sr):] *= np.linspace(1, 0, min(int(0.05 * sr), len(env)))
+        x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 7) if f0 * h < sr / 2)
+        y[i0:i1] += (0.1 * env * x).astype(np.float32)
+    return y
+
+
+def onset_errors(aligned, truth) -> np.ndarray:
+    """|aligned - true| onsets (s), note for note (warp keeps every note in order)."""
+    out = []
+    for a, t in zip(aligned.instruments, truth.instruments):
+        out.append(np.abs(np.array([n.start for n in a.notes]) - np.array([n.start for n in t.notes])))
+    return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def song(tiny_song):
+    mix, sr = sf.read(tiny_song / "mix.wav", dtype="float32")
+    return {"mix": mix, "sr": sr, "true": make_score(), "warped": make_score(tempo_scale=1.12, offset=0.4)}
+
+
+def test_timemap_rejects_non_monotonic():
+    with pytest.raises(AlignmentError, match="monotonic"):
+        A.TimeMap(np.array([0.0, 1.0, 1.0]), np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(AlignmentError, match="monotonic"):
+        A.TimeMap(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 1.0]))
+    with pytest.raises(AlignmentError):
+        A.TimeMap(np.array([0.0]), np.array([0.0]))
+    tm = A.TimeMap(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.5, 3.5]))
+    assert np.allclose(tm([0.5, 1.5]), [1.25, 2.5])
+    assert np.allclose(tm([3.0]), [3.5 + 1.25])  # beyond the anchors: the average slope
+
+
+def test_full_score_recovers_truth_and_keeps_every_note(song):
+    al = A.align_pm(song["mix"], song["sr"], song["warped"])
+    tm = al.time_map
+    assert np.all(np.diff(tm.score_times) > 0) and np.all(np.diff(tm.audio_times) >= 0)
+    aligned = midimod.warp(song["warped"], tm)
+    for a, w in zip(aligned.instruments, song["warped"].instruments):
+        assert [n.pitch for n in a.notes] == [n.pitch for n in w.notes]  # every note, in order
+        assert all(n.end > n.start for n in a.notes)
+    err = onset_errors(aligned, song["true"])
+    assert np.mean(err <= 0.05) >= 0.9, np.round(err, 3)
+    assert np.max(err) < 0.25
+    assert al.confidence > 0.5
+
+
+def test_single_part_recovers_truth(song):
+    solo = pretty_midi.PrettyMIDI(initial_tempo=120)
+    solo.instruments = [song["warped"].instruments[0]]
+    al = A.align_pm(song["mix"], song["sr"], solo)
+    aligned = midimod.warp(solo, al.time_map)
+    truth = pretty_midi.PrettyMIDI()
+    truth.instruments = [song["true"].instruments[0]]
+    err = onset_errors(aligned, truth)
+    assert np.mean(err <= 0.05) >= 0.85, np.round(err, 3)
+
+
+def test_open_begin_and_end(song):
+    """Silence before, other music after: the score is found inside the recording."""
+    sr = song["sr"]
+    rng = np.random.default_rng(1)
+    other = np.array([[t, t + 0.4, p, 90] for t, p in zip(np.arange(0.0, 4.0, 0.5), rng.integers(40, 90, 8))])
+    tail = tones(other, 4.0, sr) * 0.5
+    lead = 3.0
+    mix = np.concatenate([np.zeros(int(lead * sr), np.float32), song["mix"], tail])
+    al = A.align_pm(mix, sr, song["warped"])
+    aligned = midimod.warp(song["warped"], al.time_map)
+    truth = midimod.warp(song["true"], A.TimeMap(np.array([0.0, 10.0]), np.array([lead, lead + 10.0])))
+    err = onset_errors(aligned, truth)
+    assert np.mean(err <= 0.05) >= 0.85, np.round(err, 3)
+
+
+def test_tuning_not_a440(song):
+    """A recording 40 cents sharp, told its tuning, aligns as well."""
+    notes = np.concatenate([midimod.notes_array(i) for i in song["true"].instruments])
+    sharp = notes.copy()
+    sharp[:, 2] += 0.4
+    y = tones(sharp, 9.0)
+    al = A.align_pm(y, SR, song["warped"], tuning_cents=40.0)
+    err = onset_errors(midimod.warp(song["warped"], al.time_map), song["true"])
+    assert np.mean(err <= 0.05) >= 0.9
+
+
+def test_wrong_midi_gets_low_confidence(song):
+    """The MIDI of another piece (other pitches, other rhythm) scores far below the right one."""
+    rng = np.random.default_rng(7)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    inst = pretty_midi.Instrument(program=0)
+    t = 0.3
+    while t < 8.0:
+        d = float(rng.choice([0.3, 0.6, 0.9]))
+        for p in rng.choice(np.arange(37, 96), size=2, replace=False):
+            inst.notes.append(pretty_midi.Note(80, int(p), t, t + d))
+        t += d
+    pm.instruments = [inst]
+    right = A.align_pm(song["mix"], song["sr"], song["warped"])
+    wrong = A.align_pm(song["mix"], song["sr"], pm)
+    assert wrong.confidence < 0.33 < right.confidence
+    assert wrong.info["evidence"] < right.info["evidence"]
+
+
+def test_memory_bounded_levels():
+    """A long input with a tiny budget for the global matrix: several levels, and no matrix
+    larger than its band's block (never the full fine-resolution matrix)."""
+    rng = np.random.default_rng(3)
+    notes, t = [], 0.5
+    while t < 89.0:
+        d = float(rng.choice([0.25, 0.5, 0.75]))
+        notes.append([t, t + 0.9 * d, int(rng.integers(55, 80)), 90])
+        if rng.random() < 0.5:
+            notes.append([t, t + 0.9 * d, int(rng.integers(40, 55)), 70])
+        t += d
+    true = np.array(notes)
+    y = tones(true, 90.0)
+    score = true.copy()
+    score[:, :2] = score[:, :2] * 0.9 + 0.2   # another tempo and start
+    p = A.AlignParams(coarse_cells=2e4)
+    al = A.align_notes(y, SR, score, params=p)
+    levels = al.info["levels"]
+    assert len(levels) >= 3
+    assert levels[0]["rows"] * levels[0]["cols"] <= 2e4 * 1.05
+    fine = levels[-1]
+    assert fine["factor"] == 1
+    # the largest matrix the fine level built is a sliver of the full one
+    assert fine["largest_block"] < 0.05 * fine["rows"] * fine["cols"]
+    for lv in levels[1:]:
+        assert lv["band_cells"] < 0.2 * lv["rows"] * lv["cols"]
+    est = al.time_map(score[:, 0])
+    assert np.mean(np.abs(est - true[:, 0]) <= 0.05) >= 0.9
+
+
+def test_no_pitched_notes_is_a_clear_error(song):
+    pm = pretty_midi.PrettyMIDI()
+    drums = pretty_midi.Instrument(program=0, is_drum=True)
+    drums.notes.append(pretty_midi.Note(100, 36, 0.0, 0.1))
+    pm.instruments = [drums]
+    with pytest.raises(AlignmentError, match="pitched"):
+        A.align_pm(song["mix"], song["sr"], pm)
+
+
+def test_cli_align_with_plot(tiny_song, tmp_path):
+    pytest.importorskip("matplotlib")
+    from bespoke.cli import main
+
+    out, png = tmp_path / "aligned.mid", tmp_path / "align.png"
+    rc = main(["align", str(tiny_song / "mix.wav"), str(tiny_song / "score.mid"), "-o", str(out),
+               "--plot", str(png), "-q"])
+    assert rc == 0
+    assert out.exists() and png.exists() and png.stat().st_size > 10000
+    aligned = midimod.load_midi(out)
+    warped = midimod.load_midi(tiny_song / "score.mid")
+    assert sum(len(i.notes) for i in aligned.instruments) == sum(len(i.notes) for i in warped.instruments)
