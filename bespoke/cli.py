@@ -158,10 +158,12 @@ def cli():
 @click.option("-b", "--budget", type=click.FloatRange(min=1.0), default=None, show_default="60",
               help="Seconds of training. More is cleaner, up to a point.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Train exactly this many steps instead of a time budget (with --seed: repeatable).")
+              help="Train exactly this many steps instead of a time budget.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=None, help="Random seed, for repeatable runs.")
+@click.option("--seed", type=int, default=None,
+              help="Random seed: the same seed, inputs and device give the same stem. Training then "
+                   "stops after a step count (--steps, or 3 per second of --budget), not on the clock.")
 @click.option("--residual", type=click.Path(dir_okay=False), default=None,
               help="Also write everything except the target here.")
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,

@@ -43,6 +43,9 @@ class ModelSettings:
 class TrainSettings:
     budget: float = 60.0            # seconds of training
     steps: Optional[int] = None     # exact number of steps (overrides budget)
+    # With a seed and no step count, the budget becomes budget * seeded_rate steps (the default
+    # network's pace on 2 CPU cores) instead of a clock: a seeded run is then repeatable.
+    seeded_rate: float = 3.0
     batch_size: int = 8
     lr: float = 2e-3
     n_programs: int = 3             # GM programs of the target's family used for training timbres
@@ -52,6 +55,14 @@ class TrainSettings:
     self_train: float = 0.0         # share of the budget before self-training starts (0: off)
     synth_weight: float = 1.0       # how often training targets are renderings ...
     pseudo_weight: float = 1.0      # ... or the target as first estimated from the recording
+
+    def total_steps(self, seeded: bool) -> Optional[int]:
+        """The exact number of training steps, or None to train for ``budget`` seconds."""
+        if self.steps is not None:
+            return int(self.steps)
+        if seeded:
+            return max(1, int(round(self.budget * self.seeded_rate)))
+        return None
 
 
 @dataclass

@@ -68,6 +68,7 @@ class Result:
     timings: Dict[str, float] = field(default_factory=dict)
     settings: Optional[Settings] = None
     model: Optional[object] = None
+    masks: Optional[Dict[str, np.ndarray]] = None  # with keep_model: "net", "nmf", "stem" (n_log, n_frames)
     warnings: List[str] = field(default_factory=list)
     input_subtype: Optional[str] = None
 
@@ -288,6 +289,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     model = MaskNet(channels=settings.model.channels, n_context=settings.model.n_context)
 
     t = time.perf_counter()
+    total_steps = tr.total_steps(seeded=settings.seed is not None)
     phases = [1.0] if tr.self_train <= 0 else [tr.self_train, 1.0 - tr.self_train]
     results = []
     with progress.stage("train") as update:
@@ -299,7 +301,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
                 est = apply_mask(mix[None], grid.sr, mask, grid)[0]
                 data.targets[-1] = Source(est, weight=tr.pseudo_weight, name="target as the ensemble hears it")
                 data.backgrounds[0] = Source(mix - est, onotes, name="rest as the ensemble hears it")
-            steps = None if tr.steps is None else max(1, int(round(tr.steps * share)))
+            steps = None if total_steps is None else max(1, int(round(total_steps * share)))
             results.append(fit(model, data, budget=tr.budget * share, device=device, seed=seed + k, steps=steps,
                                batch_size=tr.batch_size, lr=tr.lr,
                                on_progress=lambda f, loss, d=done, s_=share: update(d + s_ * f, loss=f"{loss:.3f}")))
@@ -322,4 +324,5 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     timings["separate"] = time.perf_counter() - t
     return Result(stem=stem, residual=residual, sr=audio.sr, aligned_midi=aligned, target_index=target_index,
                   alignment=alignment, train=result, timings=timings, settings=settings,
-                  model=model if keep_model else None, warnings=warnings_, input_subtype=audio.subtype)
+                  model=model if keep_model else None, warnings=warnings_,
+                  masks=dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None, input_subtype=audio.subtype)
