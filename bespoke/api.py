@@ -77,12 +77,13 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
 
 
 def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,
-          soundfont: Optional[PathLike] = None, settings: Optional[Settings] = None, sr: Optional[int] = None,
-          keep_cost: bool = False):
-    """Align a MIDI file to a recording. Returns (aligned PrettyMIDI, Alignment)."""
+          settings: Optional[Settings] = None, sr: Optional[int] = None, keep_cost: bool = False):
+    """Align a MIDI file to a recording. Returns (aligned PrettyMIDI, Alignment).
+
+    The alignment is symbolic (are the score's notes present in the recording?), so no
+    soundfont is involved; ``program`` (for ``target``) only sets the attack-time compensation."""
     from .pipeline import mono_at, stage_align
     from .spectral import estimate_tuning
-    from .synth import Renderer
 
     s = settings or Settings()
     if keep_cost:
@@ -96,8 +97,7 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
         s.program = None  # a program override only makes sense for a chosen part
     mono = mono_at(audio, s.grid.sr)
     tuning = estimate_tuning(mono, s.grid.sr)
-    with Renderer(sr=s.grid.sr, soundfont=soundfont or s.soundfont) as r:
-        return stage_align(mono, s.grid.sr, pm, idx, s, r, tuning)
+    return stage_align(mono, s.grid.sr, pm, idx, s, None, tuning)
 
 
 def synth(midi, sr: int = 44100, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,

@@ -125,10 +125,13 @@ Examples:
   bespoke separate take.wav horn.mid --program "french horn" --budget 120 -o horn.wav
 
 \b
-How it works: the MIDI is aligned to the recording (DTW), the target part is
-synthesised with a soundfont, and a small network is trained on augmented
-mixtures built around this very recording for --budget seconds, then applied
-to it. The stem keeps the input's sample rate, channel count and bit depth.
+How it works: the MIDI is aligned to the recording (DTW); a score-informed
+NMF gives a first estimate of the target and of the rest; the target part is
+synthesised with soundfonts; a small network is trained for --budget seconds
+on mixtures built around this very recording from those pieces, then applied
+to it, its mask averaged with the NMF's. The stem keeps the input's sample
+rate, channel count and bit depth. Give every part of the MIDI when you have
+it: the whole score aligns and separates better than one part alone.
 """
 
 
@@ -264,7 +267,6 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the aligned MIDI.")
 @click.option("-t", "--target", default=None, help="Part whose --program applies (see 'bespoke info').")
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
-@click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont for rendering the score.")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.2",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True, help="Write the alignment even when the MIDI does not seem to fit the recording.")
@@ -273,7 +275,7 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
                    "recording's spectrogram (.png, .pdf, .svg; needs matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and warnings.")
-def align(mix, midi, output, target, program, soundfont, min_confidence, force, plot, overwrite, quiet):
+def align(mix, midi, output, target, program, min_confidence, force, plot, overwrite, quiet):
     """Align MIDI to the recording MIX and write the aligned MIDI (every note kept, moved in time).
 
     Every part of the MIDI guides the alignment; a MIDI of one part of the ensemble works too."""
@@ -283,7 +285,7 @@ def align(mix, midi, output, target, program, soundfont, min_confidence, force, 
     from .errors import AlignmentError
     from .midi import load_midi, save_midi, select_part
 
-    check_outputs([output, plot], [mix, midi, soundfont], overwrite)
+    check_outputs([output, plot], [mix, midi], overwrite)
     if plot:
         from .plot import check_figure_path, require_matplotlib
 
@@ -297,7 +299,7 @@ def align(mix, midi, output, target, program, soundfont, min_confidence, force, 
         s.align.min_confidence = min_confidence
     if force:
         s.align.max_duration_ratio = 0.0
-    aligned, al = api.align(audio, pm, program=program, target=target, soundfont=soundfont, settings=s,
+    aligned, al = api.align(audio, pm, program=program, target=target, settings=s,
                             keep_cost=bool(plot))
     if not force and s.align.min_confidence > 0 and al.confidence < s.align.min_confidence:
         raise AlignmentError(f"alignment confidence {al.confidence:.2f} is below {s.align.min_confidence:.2f}: "
