@@ -182,7 +182,7 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
         w("")
         runs = [r for r in ok if r["song"] == s["name"] and r["method"].startswith("bespoke")]
         if runs:
-            stages = ["startup", "load", "align", "synth", "train", "separate"]
+            stages = ["startup", "load", "align", "nmf", "synth", "train", "separate"]
             w("bespoke's stages (s): " + "; ".join(
                 f"{r['part']} {r['method']}: " + ", ".join(f"{k} {r.get('timings', {}).get(k, 0):.1f}" for k in stages)
                 for r in runs) + ".\n")
@@ -214,6 +214,15 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
           + " MuseScore_General reuses Fluid R3 samples for some instruments, so targets on those are "
             "optimistic when the tool uses FluidR3_GM.")
     w("")
+    # companion reports made by their own commands, inlined when this is the main report
+    if Path(path).name == "RESULTS.md":
+        for name, cmd in (("ABLATION.md", "make bench-ablation"), ("SCALE.md", "make bench-scale")):
+            companion = Path(path).with_name(name)
+            if companion.exists():
+                body = companion.read_text().split("\n", 1)[1].strip()  # without its title
+                w(f"<!-- from {name} ({cmd}); it is not rerun by make bench -->")
+                w(body)
+                w(f"\n(From [{name}]({name}), made by `{cmd}`, not rerun by `make bench`.)\n")
     w("## Definitions\n")
     w("- SI-SDR: scale-invariant SDR (Le Roux et al. 2019), 10 log10(|a s|² / |a s − ŝ|²) with a the "
       "least-squares scale, no mean removed; SDR: 10 log10(|s|² / |s − ŝ|²) (no scaling, no filter; not "
@@ -224,7 +233,9 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "other parts where they overlap (bench/baselines.py). nmf: score-informed NMF after Ewert & Mueller "
       "(2012): harmonic and onset templates per part and pitch, activations held at zero outside the aligned "
       "notes (±0.15/0.25 s), 30 KL multiplicative updates on bespoke's log-frequency grid, soft-mask "
-      "reconstruction. bespoke: `bespoke.api.separate` at default settings in a process of its own.")
+      "reconstruction. bespoke: `bespoke.api.separate` at default settings in a process of its own, with seed 0 "
+      "(so a --budget of B seconds trains exactly 3 B steps, whatever the machine's load; the time columns "
+      "show what those steps cost).")
     w("- Real songs (TRIOS, CC BY-NC-SA, read from shared/ and never copied into the repository): the tool gets "
       "the hand-aligned MIDI warped by a smooth random tempo curve (±20 %) and shifted by 1-2 s (fixed seeds). "
       "Synthetic songs: music21 corpus scores performed with a tempo curve, held fermatas, asynchrony and "

@@ -1,0 +1,139 @@
+"""The ablation: what each ingredient of bespoke's recipe gives, on the same songs and steps.
+
+    python -m bench.ablation                       # real songs, 180 steps (the default budget's seeded count)
+    python -m bench.ablation --songs brahms,chorale-mixed --steps 120 --out bench/ABLATION.md
+
+Each variant is one ``python -m bench.run --methods bespoke --extra-settings ...`` run (every
+bespoke run in its own process, seed 0, a fixed step count so that the machine's load cannot
+change the result). The NMF baseline is in the table as the reference the network must beat.
+Writes a markdown table to --out and, with --into, puts it in that report as its "Ablation"
+section (replacing an earlier one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+# name, what it is, settings overrides. Each row adds one ingredient to the one above it,
+# except the last ones, which take one away from the default.
+VARIANTS = [
+    ("net: renderings only", "the network alone (no NMF in the mask), trained on the target's renderings "
+     "over the NMF's estimate of the rest and the other parts rendered",
+     {"ensemble": 1.0, "train": {"pseudo_weight": 0.0}}),
+    ("+ NMF target as a source", "also trained on the NMF's estimate of the real target",
+     {"ensemble": 1.0}),
+    ("+ mask ensemble (default)", "the stem's mask is the geometric mean of the network's and the NMF's",
+     {}),
+    ("+ self-training", "after half the steps, the pseudo-sources are replaced by the ensemble's estimates",
+     {"train": {"self_train": 0.5}}),
+    ("default, one timbre", "the default without timbre variety: one program, one soundfont, plain performance",
+     {"train": {"n_programs": 1, "extra_soundfonts": 0, "vary": False}}),
+]
+BEGIN, END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
+
+
+def log(msg: str) -> None:
+    print(f"[ablation {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_variant(k: int, overrides: dict, songs: str, steps: int, work: Path) -> List[dict]:
+    out = work / f"variant{k}.md"
+    methods = "mixture,nmf,bespoke" if k == 0 else "bespoke"
+    cmd = [sys.executable, "-m", "bench.run", "--songs", songs, "--methods", methods, "--steps", str(steps),
+           "--true-align", "none", "--extra-settings", json.dumps(overrides), "--label", f"ablation{k}",
+           "--out", str(out)]
+    log(" ".join(cmd[1:]))
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return json.loads(out.with_name(out.stem.lower() + ".json").read_text())["results"]
+
+
+def table(rows: Dict[str, List[dict]], steps: int, songs: str) -> str:
+    names = list(rows)
+    keys = sorted({(r["song"], r["part"]) for r in next(iter(rows.values()))}, key=lambda x: x)
+    cats = {(r["song"], r["part"]): r["category"] for rs in rows.values() for r in rs}
+
+    def val(name, key):
+        for r in rows[name]:
+            if (r["song"], r["part"]) == key:
+                return r["si_sdr"]
+        return float("nan")
+
+    lines = ["## Ablation", "",
+             f"SI-SDR (dB) per target, with the tool's own alignment of the de-aligned MIDI, {steps} training steps "
+             f"(seed 0) for every variant, on `{songs}`. Made by `python -m bench.ablation`. Each row adds one "
+             "ingredient to the row above; the last row takes timbre variety away from the default.", "",
+             "| variant | " + " | ".join(f"{s}/{p}" for s, p in keys) + " | mean | Δ vs row above |",
+             "|---|" + "---:|" * (len(keys) + 2)]
+    prev = None
+    for name in names:
+        v = [val(name, k) for k in keys]
+        m = float(np.nanmean(v))
+        d = "" if prev is None or name in ("mixture", "nmf") else f"{m - prev:+.2f}"
+        lines.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {m:.2f} | {d} |")
+        if name not in ("mixture", "nmf"):
+            prev = m
+    lines.append("")
+    for name, what, ov in VARIANTS:
+        if name in rows:
+            lines.append(f"- **{name}**: {what}. Settings: `{json.dumps(ov)}`.")
+    cs = sorted(set(cats.values()))
+    lines += ["", f"Categories: {', '.join(cs)}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--songs", default="brahms,lussier")
+    ap.add_argument("--steps", type=int, default=180)
+    ap.add_argument("--variants", default=None, help="comma-separated indices into the list (default: all)")
+    ap.add_argument("--out", default="bench/ABLATION.md")
+    ap.add_argument("--into", default=None, help="also put the table into this report (e.g. bench/RESULTS.md)")
+    a = ap.parse_args(argv)
+    work = REPO / "bench" / "work" / "ablation"
+    work.mkdir(parents=True, exist_ok=True)
+    idx = [int(i) for i in a.variants.split(",")] if a.variants else list(range(len(VARIANTS)))
+    rows: Dict[str, List[dict]] = {}
+    for k in idx:
+        name, _, ov = VARIANTS[k]
+        res = run_variant(k, ov, a.songs, a.steps, work)
+        for method in ("mixture", "nmf"):
+            got = [r for r in res if r["method"] == method]
+            if got and method not in rows:
+                rows[method] = got
+        rows[name] = [r for r in res if r["method"] == "bespoke"]
+    order = [n for n in ("mixture", "nmf") if n in rows] + [n for n in rows if n not in ("mixture", "nmf")]
+    text = table({n: rows[n] for n in order}, a.steps, a.songs)
+    out = REPO / a.out if not Path(a.out).is_absolute() else Path(a.out)
+    out.write_text("# bespoke benchmark: ablation\n\n" + text)
+    (out.with_suffix(".json")).write_text(json.dumps(rows, indent=1, default=float))
+    if a.into:
+        insert(Path(a.into) if Path(a.into).is_absolute() else REPO / a.into, text)
+    log(f"wrote {out}")
+    return 0
+
+
+def insert(report: Path, text: str) -> None:
+    """Put ``text`` into ``report`` between the ablation markers (replacing what was there), or
+    at the end."""
+    s = report.read_text() if report.exists() else ""
+    block = f"{BEGIN}\n{text}\n{END}\n"
+    if BEGIN in s and END in s:
+        a, rest = s.split(BEGIN, 1)
+        _, b = rest.split(END, 1)
+        s = a + block + b.lstrip("\n")
+    else:
+        s = s.rstrip("\n") + "\n\n" + block
+    report.write_text(s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
