@@ -90,10 +90,12 @@ def score_nmf(mix: np.ndarray, sr: int, aligned_pm, targets, grid, tuning: float
     ``targets`` (one factorisation serves every part), and with ``return_masks`` also
     ``"masks"``: {index: grid mask}. ``kw`` overrides bespoke.nmf.NMFSettings fields.
 
-    This is bespoke's own first pass, run alone: the difference between this row and bespoke's
-    is what the network adds. Every part of the aligned MIDI is modelled; with a single-part
-    MIDI, free components model the rest. The masks are applied with
-    bespoke.separate.apply_mask, like the score mask and bespoke itself.
+    The classic method: broadband onset templates for every part, as Ewert & Mueller have them
+    (``onsets="all"``). bespoke's own first pass is the same code with onset templates for
+    struck and plucked parts only; the ablation in bench/RESULTS.md shows what that and the
+    network add. Every part of the aligned MIDI is modelled; with a single-part MIDI, free
+    components model the rest. The masks are applied with bespoke.separate.apply_mask, like
+    the score mask and bespoke itself.
     """
     from bespoke.audio import resample
     from bespoke.data import log_magnitude
@@ -102,7 +104,7 @@ def score_nmf(mix: np.ndarray, sr: int, aligned_pm, targets, grid, tuning: float
     from bespoke.nmf import score_nmf as _nmf
     from bespoke.separate import apply_mask
 
-    cfg = NMFSettings(**kw)
+    cfg = NMFSettings(**{"onsets": "all", **kw})
     y = resample(mix.astype(np.float32), sr, grid.sr)
     V = torch.from_numpy(log_magnitude(y, grid))
     parts = [notes_array(inst) for inst in aligned_pm.instruments]

@@ -353,3 +353,14 @@ def save_midi(pm, path) -> None:
         raise
     except (OSError, ValueError) as e:
         raise OutputError(f"{path}: could not write MIDI ({e})") from e
+
+
+# GM programs whose notes start with a broadband strike or pluck: pianos and chromatic
+# percussion (0-15), guitars (24-31), basses (32-39), pizzicato strings, harp, timpani (45-47),
+# ethnic plucked (104-108) and percussive (112-119).
+_PERCUSSIVE = set(range(0, 16)) | set(range(24, 40)) | {45, 46, 47} | set(range(104, 109)) | set(range(112, 120))
+
+
+def is_percussive(program: int, is_drum: bool = False) -> bool:
+    """Whether a GM program (0-127) is struck or plucked rather than bowed, blown or sung."""
+    return bool(is_drum) or int(program) in _PERCUSSIVE

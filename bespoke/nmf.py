@@ -1,7 +1,8 @@
 """Score-informed NMF (Ewert & Mueller 2012 style) on the log-frequency grid.
 
 For every (part, pitch) of the aligned score: a harmonic template (non-zero only in bands
-around the partials, initial amplitude 1/h) and a broadband onset template; their activations
+around the partials, initial amplitude 1/h) and, for struck and plucked parts, a broadband
+onset template; their activations
 may be non-zero only where the score says the note sounds (within a tolerance) or starts.
 With a single-part MIDI, a few free components model everything else. KL-divergence
 multiplicative updates learn the templates (the song's real timbres) and activations; each
@@ -30,6 +31,11 @@ class NMFSettings:
     tol_on: float = 0.15          # s before an aligned onset where a note may already sound
     tol_off: float = 0.25         # s after its aligned end (release, reverb)
     onset_span: tuple = (0.1, 0.15)  # s before / after an onset where the onset template may act
+    # Which parts get the broadband onset templates: "percussive" (the parts score_nmf is told
+    # are struck or plucked), "all" (Ewert & Mueller's choice for piano, for every part) or
+    # "none". On bowed and blown parts a flat template active at each onset soaks up whatever
+    # else sounds then, most of all with a single-part MIDI.
+    onsets: str = "percussive"
     n_free: int = 8               # free components for what the MIDI leaves out (single part only)
     power: float = 1.0            # soft-mask exponent
     chunk_frames: int = 20000     # frames per chunk of the activation updates (memory bound)
@@ -57,8 +63,12 @@ def _frame_mask(notes: np.ndarray, frame_t: np.ndarray, before: float, after: fl
 
 
 def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tuning: float,
-                cfg: NMFSettings, seed: int = 0):
+                cfg: NMFSettings, seed: int = 0, percussive: Optional[Sequence[bool]] = None):
     """Initial templates ``(n_log, K)``, activation masks ``(K, n_frames)`` and owners ``(K,)``."""
+    if cfg.onsets not in ("percussive", "all", "none"):
+        raise ValueError(f"NMFSettings.onsets: {cfg.onsets!r} is not percussive, all or none")
+    if percussive is None:
+        percussive = [True] * len(parts_notes)
     freqs = grid.log_freqs
     lf = np.log2(freqs)
     one_bin = 1.0 / grid.bins_per_octave
@@ -85,9 +95,10 @@ def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tu
             W_cols.append(w / w.sum())
             H_rows.append(_frame_mask(sel, frame_t, cfg.tol_on, cfg.tol_off))
             owner.append(j)
-            W_cols.append(np.full(F, 1.0 / F))
-            H_rows.append(_frame_mask(sel, frame_t, cfg.onset_span[0], cfg.onset_span[1], onset_only=True))
-            owner.append(j)
+            if cfg.onsets == "all" or (cfg.onsets == "percussive" and percussive[j]):
+                W_cols.append(np.full(F, 1.0 / F))
+                H_rows.append(_frame_mask(sel, frame_t, cfg.onset_span[0], cfg.onset_span[1], onset_only=True))
+                owner.append(j)
     if len([n for n in parts_notes if len(n)]) <= 1:
         rng = np.random.default_rng(seed)
         for _ in range(cfg.n_free):
@@ -101,16 +112,20 @@ def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tu
 
 
 def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float = 0.0,
-              cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None) -> NMFResult:
+              cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None,
+              percussive: Optional[Sequence[bool]] = None) -> NMFResult:
     """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
     aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
+
+    percussive: for each part, whether it is struck or plucked (midi.is_percussive), for
+    ``cfg.onsets == "percussive"``; None counts every part as percussive.
 
     keep: the parts whose masks to return (default: all, then the free components'); the
     result's ``masks`` then holds only those, in that order (saves memory on long songs)."""
     cfg = cfg or NMFSettings()
     V = V.to(torch.float32).cpu() + 1e-9
     F, N = V.shape
-    W_np, Hmask, owner = build_model(parts_notes, grid, N, tuning, cfg, seed)
+    W_np, Hmask, owner = build_model(parts_notes, grid, N, tuning, cfg, seed, percussive)
     W = torch.from_numpy(W_np)
     H = torch.from_numpy(Hmask.astype(np.float32))
     K = W.shape[1]

@@ -165,8 +165,9 @@ def training_soundfonts(main, extra: int) -> List:
 
 
 def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, settings: Settings,
-              seed: int = 0):
-    """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score.
+              seed: int = 0, percussive=None):
+    """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
+    (``percussive``: for each part, whether it is struck or plucked; see nmf.score_nmf).
 
     Returns (the target's NMF mask ``(n_log, n_frames)``, the target as NMF hears it and the
     rest, both ``(n_samples,)``)."""
@@ -177,7 +178,8 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
     from .separate import apply_mask
 
     V = torch.from_numpy(log_magnitude(mix, grid))
-    res = score_nmf(V, parts_notes, grid, tuning, settings.nmf, seed=seed, keep=[target_index])
+    res = score_nmf(V, parts_notes, grid, tuning, settings.nmf, seed=seed, keep=[target_index],
+                    percussive=percussive)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
     return mask, est, (mix - est).astype(np.float32)
@@ -256,7 +258,11 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     parts_notes = [midimod.notes_array(inst) for inst in aligned.instruments]
     t = time.perf_counter()
     with progress.stage("nmf") as update:
-        nmf_mask, target_est, rest_est = stage_nmf(mix, grid, parts_notes, target_index, tuning, settings, seed)
+        programs = [settings.program if (i == target_index and settings.program is not None) else inst.program
+                    for i, inst in enumerate(aligned.instruments)]
+        percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(programs, aligned.instruments)]
+        nmf_mask, target_est, rest_est = stage_nmf(mix, grid, parts_notes, target_index, tuning, settings, seed,
+                                                   percussive)
     timings["nmf"] = time.perf_counter() - t
 
     t = time.perf_counter()
