@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test bench bench-quick bench-ablation clean help
+.PHONY: install demo test bench bench-quick bench-ablation bench-budget clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench        full benchmark -> bench/RESULTS.md + results.json (under 30 min on 2 cores)"
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make bench-ablation  what each ingredient gives -> bench/ABLATION.md (~30 min; make bench inlines it)"
+	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~15 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -57,6 +58,10 @@ bench-quick: $(VENV)/.installed-bench
 
 bench-ablation: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.ablation --out bench/ABLATION.md
+
+bench-budget: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run --songs lussier --methods mixture,nmf,bespoke --budget 15,30,60,120 \
+		--true-align none --label budget --out bench/BUDGET.md
 
 clean:
 	rm -rf $(VENV) examples/out .pytest_cache bench/work

@@ -216,7 +216,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
     w("")
     # companion reports made by their own commands, inlined when this is the main report
     if Path(path).name == "RESULTS.md":
-        for name, cmd in (("ABLATION.md", "make bench-ablation"), ("SCALE.md", "make bench-scale")):
+        for name, cmd in (("ABLATION.md", "make bench-ablation"), ("BUDGET.md", "make bench-budget"),
+                          ("SCALE.md", "make bench-scale")):
             companion = Path(path).with_name(name)
             if companion.exists():
                 body = companion.read_text().split("\n", 1)[1].strip()  # without its title
