@@ -172,7 +172,7 @@ def cli():
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,
               help="Also write the MIDI aligned to the recording here.")
 @click.option("--no-align", is_flag=True, help="The MIDI is already aligned to the recording: skip alignment.")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.2",
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.5",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True,
               help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
@@ -267,7 +267,7 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the aligned MIDI.")
 @click.option("-t", "--target", default=None, help="Part whose --program applies (see 'bespoke info').")
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.2",
+@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.5",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True, help="Write the alignment even when the MIDI does not seem to fit the recording.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,

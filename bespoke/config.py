@@ -14,9 +14,11 @@ from .spectral import Grid
 class AlignSettings:
     enabled: bool = True            # False: the MIDI is already aligned to the recording
     # Below min_confidence: an error (unless force); 0 disables the check. Below warn_confidence:
-    # a warning. Calibrated with bench/align_eval.py (right MIDI against another piece's MIDI).
-    min_confidence: float = 0.2
-    warn_confidence: float = 0.5
+    # a warning. Calibrated with bench/align_eval.py's full case set (right MIDI against another
+    # piece's MIDI cut to the same length): right pairs 0.79-1.0, wrong pairs up to 0.45 (a
+    # single part of one chorale against another chorale's), most below 0.1.
+    min_confidence: float = 0.5
+    warn_confidence: float = 0.7
     # The score's notes and the recording's sound may differ in length by at most this factor
     # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
     max_duration_ratio: float = 3.0
