@@ -48,8 +48,12 @@ def log(msg: str) -> None:
     print(f"[ablation {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_variant(k: int, overrides: dict, songs: str, steps: int, work: Path) -> List[dict]:
+def run_variant(k: int, overrides: dict, songs: str, steps: int, work: Path, reuse: bool = False) -> List[dict]:
     out = work / f"variant{k}.md"
+    done = out.with_name(out.stem.lower() + ".json")
+    if reuse and done.exists():
+        log(f"variant {k}: reusing {done}")
+        return json.loads(done.read_text())["results"]
     methods = "mixture,nmf,bespoke" if k == 0 else "bespoke"
     if overrides.get("ensemble") == 0.0:
         steps = 1  # the network's mask is not used
@@ -100,17 +104,29 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", default="brahms,lussier")
     ap.add_argument("--steps", type=int, default=180)
-    ap.add_argument("--variants", default=None, help="comma-separated indices into the list (default: all)")
+    ap.add_argument("--variants", default="0,1,2,3", help="comma-separated indices into VARIANTS (default "
+                    "0,1,2,3; 4 and 5, self-training and one timbre, on demand)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the variants already run in bench/work/ablation")
+    ap.add_argument("--default-from", default=None, help="take the default variant's rows from this bench JSON "
+                    "(e.g. bench/results.json: the same seed and steps) instead of running it again")
     ap.add_argument("--out", default="bench/ABLATION.md")
     ap.add_argument("--into", default=None, help="also put the table into this report (e.g. bench/RESULTS.md)")
     a = ap.parse_args(argv)
     work = REPO / "bench" / "work" / "ablation"
     work.mkdir(parents=True, exist_ok=True)
-    idx = [int(i) for i in a.variants.split(",")] if a.variants else list(range(len(VARIANTS)))
+    idx = [int(i) for i in a.variants.split(",")]
     rows: Dict[str, List[dict]] = {}
     for k in idx:
         name, _, ov = VARIANTS[k]
-        res = run_variant(k, ov, a.songs, a.steps, work)
+        if not ov and a.default_from:
+            wanted = {x.split(":")[0] for x in a.songs.split(",")}
+            doc = json.loads(Path(a.default_from).read_text())
+            if doc["meta"].get("steps") is not None or doc["meta"].get("extra_settings"):
+                raise SystemExit(f"{a.default_from}: not a default-settings run")
+            res = [r for r in doc["results"] if r["song"] in wanted and r["method"] == "bespoke"]
+            log(f"variant {k}: {len(res)} rows from {a.default_from}")
+        else:
+            res = run_variant(k, ov, a.songs, a.steps, work, a.reuse)
         for method in ("mixture", "nmf"):
             got = [r for r in res if r["method"] == method]
             if got and method not in rows:
