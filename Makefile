@@ -8,13 +8,14 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test bench bench-quick clean help
+.PHONY: install demo test bench bench-quick bench-scale clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
 	@echo "make test         install, then run the tests"
 	@echo "make bench        full benchmark -> bench/RESULTS.md + results.json (under 30 min on 2 cores)"
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
+	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -53,6 +54,9 @@ bench: $(VENV)/.installed-bench
 
 bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run --quick --out bench/RESULTS-quick.md
+
+bench-scale: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.scale --out bench/SCALE.md
 
 clean:
 	rm -rf $(VENV) examples/out .pytest_cache bench/work
