@@ -317,7 +317,13 @@ def main(argv=None) -> int:
     ap.add_argument("--notes", default=str(REPO / "bench" / "scale-notes.md"),
                     help="markdown appended to the report (the findings), if it exists")
     ap.add_argument("--out", default=str(REPO / "bench" / "SCALE.md"))
+    ap.add_argument("--from-json", default=None, help="re-write the markdown from a run's JSON (no runs)")
     args = ap.parse_args(argv)
+    if args.from_json:
+        d = json.loads(Path(args.from_json).read_text())
+        args.budget = d["rows"][0]["budget"] if d["rows"] else args.budget
+        write_md(Path(args.out), d["rows"], d["profile"], args)
+        return 0
     rows = []
     for m in [float(x) for x in args.minutes.split(",") if x.strip()]:
         log(f"{m:g} minutes, budget {args.budget:g}")

@@ -429,9 +429,13 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         mask = combine_masks(net_mask, nmf_mask, settings.ensemble)
         stem = apply_mask(audio.samples, audio.sr, mask, grid, power=settings.mask_power,
                           on_progress=lambda f: update(0.5 + 0.5 * f))
-    residual = (audio.samples - stem).astype(np.float32)
+    masks = dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None
+    # free the song-long analysis arrays before the residual (a long song's peak is here)
+    del net_mask, nmf_mask, mask, mix
+    release_memory()
+    residual = np.subtract(audio.samples, stem, dtype=np.float32)
     timings["separate"] = time.perf_counter() - t
     return Result(stem=stem, residual=residual, sr=audio.sr, aligned_midi=aligned, target_index=target_index,
                   alignment=alignment, train=result, timings=timings, settings=settings,
                   model=model if keep_model else None, warnings=warnings_,
-                  masks=dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None, input_subtype=audio.subtype)
+                  masks=masks, input_subtype=audio.subtype)
