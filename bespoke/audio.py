@@ -367,13 +367,15 @@ def save_audio(path, samples: np.ndarray, sr: int, subtype: Optional[str] = None
         x = x[None]
     if x.ndim != 2 or x.shape[0] < 1:
         raise OutputError(f"{path}: expected audio shaped (n_channels, n_samples), got {x.shape}")
-    if not np.all(np.isfinite(x)):
+    # checked in blocks: a long recording's temporaries stay small
+    blocks = [x[:, a:a + (1 << 20)] for a in range(0, x.shape[1], 1 << 20)]
+    if not all(np.all(np.isfinite(b)) for b in blocks):
         raise OutputError(f"{path}: refusing to write NaN or infinite samples (a bug; please report it)")
     fmt, sub = plan_output(path, int(sr), x.shape[0], like=like, fmt=fmt, subtype=subtype)
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    peak = max((float(np.max(np.abs(b))) for b in blocks if b.size), default=0.0)
     clipped = 0
     if sub not in _FLOAT_SUBTYPES:
-        clipped = int(np.count_nonzero(np.abs(x) > 1.0))
+        clipped = sum(int(np.count_nonzero(np.abs(b) > 1.0)) for b in blocks)
         if clipped:
             x = np.clip(x, -1.0, 1.0)
     try:

@@ -57,6 +57,12 @@ class TrainSettings:
     self_train: float = 0.0         # share of the budget before self-training starts (0: off)
     synth_weight: float = 1.0       # how often training targets are renderings ...
     pseudo_weight: float = 1.0      # ... or the target as first estimated from the recording
+    # A song longer than max_song_s seconds trains on excerpts of it (pipeline.Excerpts): one of
+    # excerpt_s seconds in each of ceil(max_song_s / excerpt_s) equal stretches, max_song_s in all,
+    # so the renderings and training signals of a long recording stay a few minutes long (the
+    # network only sees 3-s crops anyway). 0: always the whole song.
+    max_song_s: float = 300.0
+    excerpt_s: float = 60.0
 
     def total_steps(self, seeded: bool) -> Optional[int]:
         """The exact number of training steps, or None to train for ``budget`` seconds."""

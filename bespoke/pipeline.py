@@ -185,6 +185,103 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
     return mask, est, (mix - est).astype(np.float32)
 
 
+
+class Excerpts:
+    """Where a long song's training material comes from: ``spans`` ``(n, 2)`` sample ranges of
+    the song, put end to end on a shorter timeline. The network only ever sees short crops, so
+    a few minutes of the song (spread over all of it) train it as well as the whole, and the
+    renderings and other training signals then cost memory and time for those minutes only.
+    ``None`` spans: the whole song (nothing cut)."""
+
+    def __init__(self, spans: Optional[np.ndarray], sr: int):
+        self.spans, self.sr = spans, sr
+
+    @classmethod
+    def choose(cls, n_samples: int, sr: int, target_notes: np.ndarray, max_s: float, excerpt_s: float,
+               rng: np.random.Generator) -> "Excerpts":
+        """All of a song up to ``max_s`` seconds long; beyond, ``ceil(max_s / excerpt_s)``
+        excerpts of ``excerpt_s``, one in each equal stretch of the song, centred on a random
+        note onset of the target there when it has one (else anywhere in the stretch)."""
+        if max_s <= 0 or n_samples <= max_s * sr:
+            return cls(None, sr)
+        n = int(np.ceil(max_s / excerpt_s))
+        L = int(round(excerpt_s * sr))
+        edges = np.linspace(0, n_samples, n + 1).astype(int)
+        onsets = (target_notes[:, 0] * sr).astype(int) if len(target_notes) else np.zeros(0, int)
+        spans = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            inside = onsets[(onsets >= a) & (onsets < b)]
+            c = int(rng.choice(inside)) if len(inside) else int(rng.integers(a, max(b, a + 1)))
+            s0 = int(np.clip(c - L // 2, a, max(b - L, a)))
+            spans.append((s0, min(s0 + L, b)))
+        return cls(np.array(spans, dtype=np.int64), sr)
+
+    @property
+    def whole(self) -> bool:
+        return self.spans is None
+
+    def cut(self, x: np.ndarray) -> np.ndarray:
+        """A signal ``(n_samples,)`` on the song's timeline -> the excerpts end to end."""
+        if self.whole:
+            return x
+        return np.concatenate([x[a:b] for a, b in self.spans])
+
+    def _pieces(self):
+        off = 0
+        for a, b in self.spans:
+            yield a / self.sr, b / self.sr, off / self.sr
+            off += b - a
+
+    def notes(self, notes: np.ndarray) -> np.ndarray:
+        """Notes ``(n, 4)`` (song seconds) -> the notes sounding in the excerpts, on their timeline
+        (a note crossing an excerpt's edge is cut there)."""
+        if self.whole or len(notes) == 0:
+            return notes
+        out = []
+        for a, b, off in self._pieces():
+            sel = notes[(notes[:, 1] > a) & (notes[:, 0] < b)].copy()
+            sel[:, 0] = np.clip(sel[:, 0], a, b) - a + off
+            sel[:, 1] = np.clip(sel[:, 1], a, b) - a + off
+            out.append(sel)
+        out = np.concatenate(out)
+        return out[out[:, 1] > out[:, 0]]
+
+    def instrument(self, inst):
+        """A pretty_midi Instrument -> a copy on the excerpts' timeline (notes as in ``notes``;
+        control changes and pitch bends inside the excerpts)."""
+        if self.whole:
+            return inst
+        import pretty_midi
+
+        new = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)
+        for a, b, off in self._pieces():
+            for n in inst.notes:
+                if n.end > a and n.start < b:
+                    s_, e_ = min(max(n.start, a), b) - a + off, min(max(n.end, a), b) - a + off
+                    if e_ > s_:
+                        new.notes.append(pretty_midi.Note(n.velocity, n.pitch, s_, e_))
+            new.control_changes += [pretty_midi.ControlChange(c.number, c.value, c.time - a + off)
+                                    for c in inst.control_changes if a <= c.time < b]
+            new.pitch_bends += [pretty_midi.PitchBend(p.pitch, p.time - a + off)
+                                for p in inst.pitch_bends if a <= p.time < b]
+        return new
+
+
+def release_memory() -> None:
+    """Collect garbage and return freed heap memory to the system (glibc's malloc_trim; a no-op
+    elsewhere), so that a long song's later stages do not stack on the earlier ones' peak."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def combine_masks(net_mask: np.ndarray, nmf_mask: np.ndarray, weight: float) -> np.ndarray:
     """The weighted geometric mean ``net ** weight * nmf ** (1 - weight)``: a bin passes only
     where both methods let it, which removes the leaks each has alone."""
@@ -268,11 +365,16 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     t = time.perf_counter()
     tr = settings.train
     rng = np.random.default_rng(seed)
+    # the training material: the whole song, or excerpts of a long one (memory and time stay bounded)
+    exc = Excerpts.choose(len(mix), grid.sr, tnotes, tr.max_song_s, tr.excerpt_s, np.random.default_rng(seed + 7))
+    train_mix = exc.cut(mix)
+    train_tnotes, train_onotes = exc.notes(tnotes), exc.notes(onotes)
+    target_est, rest_est = exc.cut(target_est), exc.cut(rest_est)
     with progress.stage("synth") as update:
         program = settings.program if settings.program is not None else int(target.program)
         programs = timbre_programs(program, tr.n_programs) if not target.is_drum else [0]
         sfs = training_soundfonts(settings.soundfont, tr.extra_soundfonts)
-        targets = render_targets(target, programs, len(mix), grid.sr, sfs, tr.n_renders, rng,
+        targets = render_targets(exc.instrument(target), programs, len(train_mix), grid.sr, sfs, tr.n_renders, rng,
                                  vary=tr.vary, tuning=tuning)
         if not targets:
             raise InputError("the target part renders to silence with this soundfont; try --soundfont or --program")
@@ -281,16 +383,18 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         targets.append(Source(target_est, weight=tr.pseudo_weight, name="target as NMF hears it"))
         targets = [src for src in targets if src.weight > 0]
         update(0.5)
-        backgrounds = [Source(rest_est, onotes, name="rest as NMF hears it")]
+        backgrounds = [Source(rest_est, train_onotes, name="rest as NMF hears it")]
         if others:
             from .audio import fit_length
 
-            backgrounds.append(Source(fit_length(renderer.render(others, duration=len(mix) / grid.sr), len(mix)),
-                                      onotes, name="other parts rendered"))
+            backgrounds.append(Source(fit_length(renderer.render([exc.instrument(i) for i in others],
+                                                                 duration=len(train_mix) / grid.sr), len(train_mix)),
+                                      train_onotes, name="other parts rendered"))
+    del target_est, rest_est
     renderer.close()
     timings["synth"] = time.perf_counter() - t
 
-    song = Song(mix=mix, sr=grid.sr, target_notes=tnotes, other_notes=onotes, tuning=tuning)
+    song = Song(mix=train_mix, sr=grid.sr, target_notes=train_tnotes, other_notes=train_onotes, tuning=tuning)
     data = TrainingSet(song, targets, backgrounds, grid, settings.recipe)
     model = MaskNet(channels=settings.model.channels, n_context=settings.model.n_context)
 
@@ -305,8 +409,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
                 mask = combine_masks(predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device),
                                      nmf_mask, settings.ensemble)
                 est = apply_mask(mix[None], grid.sr, mask, grid)[0]
-                data.targets[-1] = Source(est, weight=tr.pseudo_weight, name="target as the ensemble hears it")
-                data.backgrounds[0] = Source(mix - est, onotes, name="rest as the ensemble hears it")
+                data.targets[-1] = Source(exc.cut(est), weight=tr.pseudo_weight, name="target as the ensemble hears it")
+                data.backgrounds[0] = Source(exc.cut(mix - est), train_onotes, name="rest as the ensemble hears it")
+                del est, mask
             steps = None if total_steps is None else max(1, int(round(total_steps * share)))
             results.append(fit(model, data, budget=tr.budget * share, device=device, seed=seed + k, steps=steps,
                                batch_size=tr.batch_size, lr=tr.lr,
@@ -317,6 +422,10 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         result.steps += r_.steps
         result.seconds += r_.seconds
         result.losses += r_.losses
+    # the training material is no longer needed: hand its memory (and the training's) back
+    # before the whole-song inference
+    del data, song, targets, backgrounds, train_mix
+    release_memory()
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -326,9 +435,13 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         mask = combine_masks(net_mask, nmf_mask, settings.ensemble)
         stem = apply_mask(audio.samples, audio.sr, mask, grid, power=settings.mask_power,
                           on_progress=lambda f: update(0.5 + 0.5 * f))
-    residual = (audio.samples - stem).astype(np.float32)
+    masks = dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None
+    # free the song-long analysis arrays before the residual (a long song's peak is here)
+    del net_mask, nmf_mask, mask, mix
+    release_memory()
+    residual = np.subtract(audio.samples, stem, dtype=np.float32)
     timings["separate"] = time.perf_counter() - t
     return Result(stem=stem, residual=residual, sr=audio.sr, aligned_midi=aligned, target_index=target_index,
                   alignment=alignment, train=result, timings=timings, settings=settings,
                   model=model if keep_model else None, warnings=warnings_,
-                  masks=dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None, input_subtype=audio.subtype)
+                  masks=masks, input_subtype=audio.subtype)
