@@ -1,6 +1,6 @@
 """The ablation: what each ingredient of bespoke's recipe gives, on the same songs and steps.
 
-    python -m bench.ablation                       # real songs, 180 steps (the default budget's seeded count)
+    python -m bench.ablation                       # real songs, 120 steps (the default budget's seeded count)
     python -m bench.ablation --songs brahms,chorale-mixed --steps 120 --out bench/ABLATION.md
 
 Each variant is one ``python -m bench.run --methods bespoke --extra-settings ...`` run (every
@@ -103,7 +103,7 @@ def table(rows: Dict[str, List[dict]], steps: int, songs: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", default="brahms,lussier")
-    ap.add_argument("--steps", type=int, default=180)
+    ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--variants", default="0,1,2,3", help="comma-separated indices into VARIANTS (default "
                     "0,1,2,3; 4 and 5, self-training and one timbre, on demand)")
     ap.add_argument("--reuse", action="store_true", help="reuse the variants already run in bench/work/ablation")

@@ -235,7 +235,7 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "(2012): harmonic and onset templates per part and pitch, activations held at zero outside the aligned "
       "notes (±0.15/0.25 s), 30 KL multiplicative updates on bespoke's log-frequency grid, soft-mask "
       "reconstruction. bespoke: `bespoke.api.separate` at default settings in a process of its own, with seed 0 "
-      "(so a --budget of B seconds trains exactly 3 B steps, whatever the machine's load; the time columns "
+      "(so a --budget of B seconds trains exactly 2 B steps (about what B seconds buy on 2 idle cores), whatever the machine's load; the time columns "
       "show what those steps cost).")
     w("- Real songs (TRIOS, CC BY-NC-SA, read from shared/ and never copied into the repository): the tool gets "
       "the hand-aligned MIDI warped by a smooth random tempo curve (±20 %) and shifted by 1-2 s (fixed seeds). "

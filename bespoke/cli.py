@@ -166,7 +166,7 @@ def cli():
               help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None,
               help="Random seed: the same seed, inputs and device give the same stem. Training then "
-                   "stops after a step count (--steps, or 3 per second of --budget), not on the clock.")
+                   "stops after a step count (--steps, or 2 per second of --budget), not on the clock.")
 @click.option("--residual", type=click.Path(dir_okay=False), default=None,
               help="Also write everything except the target here.")
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,

@@ -47,7 +47,7 @@ class TrainSettings:
     steps: Optional[int] = None     # exact number of steps (overrides budget)
     # With a seed and no step count, the budget becomes budget * seeded_rate steps (the default
     # network's pace on 2 CPU cores) instead of a clock: a seeded run is then repeatable.
-    seeded_rate: float = 3.0
+    seeded_rate: float = 2.0
     batch_size: int = 8
     lr: float = 2e-3
     n_programs: int = 3             # GM programs of the target's family used for training timbres
