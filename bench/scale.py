@@ -267,7 +267,7 @@ def write_md(path: Path, rows: List[dict], prof: dict, args) -> None:
              "the clock, so `train` is the budget plus the last step and set-up). Peak MB: the child "
              "process's max RSS (os.wait4). RTF: total wall seconds / song seconds.", "",
              "| minutes | " + " | ".join(STAGES) + " | stages total | process wall | RTF | RTF without train | peak MB |",
-             "|" + "---|" * (len(STAGES) + 7)]
+             "|" + "---|" * (len(STAGES) + 6)]
     for r in rows:
         if r.get("rc") != 0:
             lines.append(f"| {r['minutes']:g} | " + " | ".join("" for _ in STAGES) +
