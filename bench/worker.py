@@ -37,6 +37,19 @@ def apply_overrides(obj, overrides: dict, where: str = "settings"):
             setattr(obj, k, v)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB: VmHWM, which starts afresh at exec.
+    (ru_maxrss does not: Linux carries the parent's peak, at the fork, into the child.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.worker")
     ap.add_argument("--mix", required=True)
@@ -76,7 +89,7 @@ def main(argv=None):
         "train_seconds": float(tr.seconds) if tr is not None else None,
         "final_loss": float(np.mean(tr.losses[-20:])) if tr is not None and tr.losses else None,
         "confidence": float(res.alignment.confidence) if res.alignment is not None else None,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_mb": peak_rss_mb(),
         "warnings": list(res.warnings),
         "settings": s.to_dict(),
         "soundfont": str(__import__("bespoke.synth", fromlist=["x"]).resolve_soundfont(s.soundfont)),
