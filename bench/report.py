@@ -89,6 +89,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
           "with a time budget this depends on the machine and its load: compare methods within one run.")
     w(f"- Total time of this run: {meta.get('total_seconds', 0) / 60:.1f} min"
       + (f"; skipped: {', '.join(meta['skipped'])}" if meta.get("skipped") else "") + ".")
+    for note in meta.get("notes", []):  # corrections added after the run
+        w(f"- Note: {note}")
     fails = [r for r in results if "error" in r]
     if fails:
         w(f"- **{len(fails)} run(s) failed**: " + "; ".join(f"{r['song']}/{r['part']}/{r['method']}: {r['error']}"
