@@ -16,7 +16,7 @@ help:
 	@echo "make bench        full benchmark -> bench/RESULTS.md + results.json (under 30 min on 2 cores)"
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make bench-ablation  what each ingredient gives -> bench/ABLATION.md (~30 min; make bench inlines it)"
-	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~15 min)"
+	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~10 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
@@ -61,7 +61,7 @@ bench-ablation: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.ablation --out bench/ABLATION.md
 
 bench-budget: $(VENV)/.installed-bench
-	$(BIN)/python -m bench.run --songs lussier --methods mixture,nmf,bespoke --budget 15,30,60,120 \
+	$(BIN)/python -m bench.run --songs lussier:trumpet+piano --methods mixture,nmf,bespoke --budget 15,30,60,120 \
 		--true-align none --label budget --out bench/BUDGET.md
 
 bench-scale: $(VENV)/.installed-bench
