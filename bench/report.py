@@ -223,6 +223,9 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
             companion = Path(path).with_name(name)
             if companion.exists():
                 body = companion.read_text().split("\n", 1)[1].strip()  # without its title
+                if name == "BUDGET.md":  # a bench.run report: its means are the curve
+                    body = body.split("\n## Alignment", 1)[0].split("\n**SDR**", 1)[0]
+                    body = body.replace("## Means per category", "## Budget curve: quality against --budget", 1)
                 w(f"<!-- from {name} ({cmd}); it is not rerun by make bench -->")
                 w(body)
                 w(f"\n(From [{name}]({name}), made by `{cmd}`, not rerun by `make bench`.)\n")
