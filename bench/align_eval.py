@@ -138,14 +138,12 @@ def run_aligner(mix, sr, pm, settings=None):
     from bespoke.config import Settings
     from bespoke.pipeline import stage_align
     from bespoke.spectral import estimate_tuning
-    from bespoke.synth import Renderer
 
     s = settings or Settings()
-    with Renderer(sr=sr, soundfont=s.soundfont) as r:
-        t = time.perf_counter()
-        tuning = estimate_tuning(mix, sr)
-        aligned, al = stage_align(mix, sr, pm, 0, s, r, tuning)
-        el = time.perf_counter() - t
+    t = time.perf_counter()
+    tuning = estimate_tuning(mix, sr)
+    aligned, al = stage_align(mix, sr, pm, 0, s, tuning)
+    el = time.perf_counter() - t
     return aligned, al, el
 
 

@@ -207,6 +207,12 @@ def parse_args(argv=None):
     return a
 
 
+def worker_fields(info: dict, budget: Optional[float]) -> dict:
+    """The fields of a result row that come from a bespoke worker's info.json."""
+    keys = ("timings", "peak_mb", "steps", "train_seconds", "final_loss", "warnings", "soundfont")
+    return {**{k: info[k] for k in keys}, "budget": budget}
+
+
 def bespoke_name(base: str, budget: Optional[float], several: bool) -> str:
     return f"{base} b={budget:g}s" if several else base
 
@@ -302,10 +308,8 @@ def main(argv=None) -> int:
                     aligned_pm, align_seconds = apm, info["timings"].get("align")
                 al = alignment_errors(apm, truth, ti)
                 al_all = alignment_errors(apm, truth, None)
-                add(ti, mname, est, info["wall"], timings=info["timings"], peak_mb=info["peak_mb"],
-                    steps=info["steps"], train_seconds=info["train_seconds"], final_loss=info["final_loss"],
-                    confidence=info["confidence"], warnings=info["warnings"], alignment=al, alignment_all=al_all,
-                    soundfont=info["soundfont"], budget=b)
+                add(ti, mname, est, info["wall"], **worker_fields(info, b), confidence=info["confidence"],
+                    alignment=al, alignment_all=al_all)
                 try:
                     c = cli_eval(d / "stem.wav", song.parts[ti], song.mix)
                     ind, impl = independent_si_sdr(est, read_mono(song.parts[ti]))
@@ -332,9 +336,7 @@ def main(argv=None) -> int:
                     fail(ti, mname, e)
                     continue
                 est = read_mono(d / "stem.wav")
-                add(ti, mname, est, info["wall"], timings=info["timings"], peak_mb=info["peak_mb"],
-                    steps=info["steps"], train_seconds=info["train_seconds"], final_loss=info["final_loss"],
-                    warnings=info["warnings"], soundfont=info["soundfont"], budget=b)
+                add(ti, mname, est, info["wall"], **worker_fields(info, b))
                 if not a.keep_stems:
                     (d / "stem.wav").unlink(missing_ok=True)
 

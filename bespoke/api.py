@@ -97,7 +97,7 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
         s.program = None  # a program override only makes sense for a chosen part
     mono = mono_at(audio, s.grid.sr)
     tuning = estimate_tuning(mono, s.grid.sr)
-    return stage_align(mono, s.grid.sr, pm, idx, s, None, tuning)
+    return stage_align(mono, s.grid.sr, pm, idx, s, tuning)
 
 
 def synth(midi, sr: int = 44100, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,

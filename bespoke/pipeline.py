@@ -105,13 +105,12 @@ def mono_at(audio: Audio, sr: int) -> np.ndarray:
     return resample(audio.mono(), audio.sr, sr)
 
 
-def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Settings, renderer,
-                tuning: float):
+def stage_align(mix: np.ndarray, sr: int, pm, target_index: int, settings: Settings, tuning: float):
     """Align every part of ``pm`` to ``mix`` (mono at ``sr``): the whole score places the target.
     Returns (aligned_pm, Alignment).
 
-    The alignment is symbolic (align.align_pm: are the score's notes present in the recording?);
-    ``renderer`` is not used. The programs (the target's from --program) only set how early
+    The alignment is symbolic (align.align_pm: are the score's notes present in the recording?),
+    so no soundfont is involved. The programs (the target's from --program) only set how early
     note-ons go before the heard onsets (the instruments' attack, settings.align.compensate_attack)."""
     from .align import align_pm
     from .audio import active_span
@@ -302,7 +301,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     from .model import MaskNet
     from .separate import apply_mask, predict_mask
     from .spectral import estimate_tuning
-    from .synth import Renderer
+    from .synth import Renderer, resolve_soundfont
     from .train import fit, resolve_device
 
     progress = progress or Progress(False)
@@ -323,7 +322,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     t = time.perf_counter()
     mix = mono_at(audio, grid.sr)
     tuning = estimate_tuning(mix, grid.sr)
-    renderer = Renderer(sr=grid.sr, soundfont=settings.soundfont)
+    resolve_soundfont(settings.soundfont)  # a bad --soundfont fails now, before the long work
     timings["load"] = time.perf_counter() - t
 
     target_inst = pm.instruments[target_index]
@@ -333,7 +332,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     t = time.perf_counter()
     with progress.stage("align") as update:
         if settings.align.enabled:
-            aligned, alignment = stage_align(mix, grid.sr, pm, target_index, settings, renderer, tuning)
+            aligned, alignment = stage_align(mix, grid.sr, pm, target_index, settings, tuning)
             if settings.align.min_confidence > 0 and alignment.confidence < settings.align.min_confidence:
                 raise AlignmentError(
                     f"alignment confidence {alignment.confidence:.2f} is below {settings.align.min_confidence:.2f}: "
@@ -387,11 +386,10 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         if others:
             from .audio import fit_length
 
-            backgrounds.append(Source(fit_length(renderer.render([exc.instrument(i) for i in others],
-                                                                 duration=len(train_mix) / grid.sr), len(train_mix)),
-                                      train_onotes, name="other parts rendered"))
+            with Renderer(sr=grid.sr, soundfont=settings.soundfont) as renderer:
+                rendered = renderer.render([exc.instrument(i) for i in others], duration=len(train_mix) / grid.sr)
+            backgrounds.append(Source(fit_length(rendered, len(train_mix)), train_onotes, name="other parts rendered"))
     del target_est, rest_est
-    renderer.close()
     timings["synth"] = time.perf_counter() - t
 
     song = Song(mix=train_mix, sr=grid.sr, target_notes=train_tnotes, other_notes=train_onotes, tuning=tuning)
