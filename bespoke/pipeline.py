@@ -68,7 +68,7 @@ class Result:
     timings: Dict[str, float] = field(default_factory=dict)
     settings: Optional[Settings] = None
     model: Optional[object] = None
-    masks: Optional[Dict[str, np.ndarray]] = None  # with keep_model: "net", "nmf", "stem" (n_log, n_frames)
+    masks: Optional[Dict[str, np.ndarray]] = None  # with keep_model: "net" (on settings.grid) and "nmf" (on pipeline.nmf_setup's grid), each (n_log, n_frames)
     warnings: List[str] = field(default_factory=list)
     input_subtype: Optional[str] = None
 
@@ -163,13 +163,29 @@ def training_soundfonts(main, extra: int) -> List:
     return [first] + rest[:max(extra, 0)]
 
 
-def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, settings: Settings,
+def nmf_setup(settings: Settings, n_parts: int):
+    """The first pass's grid (the network's, with the NMF's own bins per octave) and settings,
+    for a score of ``n_parts`` parts with notes: wide bands on a fine grid for a full score,
+    narrow ones on the network's grid for a single part (see NMFSettings)."""
+    import dataclasses
+
+    cfg = settings.nmf
+    if n_parts <= 1:
+        bpo, cents = cfg.single_bins_per_octave, cfg.single_partial_cents
+    else:
+        bpo, cents = cfg.bins_per_octave, cfg.partial_cents
+    grid = dataclasses.replace(settings.grid, bins_per_octave=int(bpo or settings.grid.bins_per_octave))
+    return grid, dataclasses.replace(cfg, partial_cents=float(cents))
+
+
+def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, cfg,
               seed: int = 0, percussive=None):
     """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
-    (``percussive``: for each part, whether it is struck or plucked; see nmf.score_nmf).
+    (``percussive``: for each part, whether it is struck or plucked; see nmf.score_nmf), on
+    ``grid`` with NMFSettings ``cfg`` (see nmf_setup).
 
-    Returns (the target's NMF mask ``(n_log, n_frames)``, the target as NMF hears it and the
-    rest, both ``(n_samples,)``)."""
+    Returns (the target's NMF mask ``(grid.n_log, n_frames)``, the target as NMF hears it and
+    the rest, both ``(n_samples,)``)."""
     import torch
 
     from .data import log_magnitude
@@ -177,12 +193,24 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
     from .separate import apply_mask
 
     V = torch.from_numpy(log_magnitude(mix, grid))
-    res = score_nmf(V, parts_notes, grid, tuning, settings.nmf, seed=seed, keep=[target_index],
+    res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index],
                     percussive=percussive)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
     return mask, est, (mix - est).astype(np.float32)
 
+
+def ensemble_factors(net_mask: np.ndarray, grid, nmf_mask: np.ndarray, ngrid, weight: float):
+    """The stem's mask as separate.apply_masks factors: the weighted geometric mean
+    ``net ** weight * nmf ** (1 - weight)``, taken on the output's STFT bins (each mask keeps
+    its own grid's detail). A bin passes only where both methods let it, which removes the
+    leaks each has alone."""
+    if weight >= 1.0:
+        return [(net_mask, grid, 1.0)]
+    if weight <= 0.0:
+        return [(nmf_mask, ngrid, 1.0)]
+    return [(np.clip(net_mask, 1e-6, 1.0), grid, float(weight)),
+            (np.clip(nmf_mask, 1e-6, 1.0), ngrid, 1.0 - float(weight))]
 
 
 class Excerpts:
@@ -281,17 +309,6 @@ def release_memory() -> None:
         pass
 
 
-def combine_masks(net_mask: np.ndarray, nmf_mask: np.ndarray, weight: float) -> np.ndarray:
-    """The weighted geometric mean ``net ** weight * nmf ** (1 - weight)``: a bin passes only
-    where both methods let it, which removes the leaks each has alone."""
-    if weight >= 1.0:
-        return net_mask
-    if weight <= 0.0:
-        return nmf_mask
-    return (np.power(np.clip(net_mask, 1e-6, 1.0), weight) *
-            np.power(np.clip(nmf_mask, 1e-6, 1.0), 1.0 - weight)).astype(np.float32)
-
-
 def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optional[Progress] = None,
         keep_model: bool = False, on_warning: Optional[Callable[[str], None]] = None) -> Result:
     """The whole pipeline on a loaded recording and MIDI. See api.separate for the arguments."""
@@ -299,7 +316,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
 
     from .data import Song, Source, TrainingSet
     from .model import MaskNet
-    from .separate import apply_mask, predict_mask
+    from .separate import apply_masks, predict_mask
     from .spectral import estimate_tuning
     from .synth import Renderer, resolve_soundfont
     from .train import fit, resolve_device
@@ -357,7 +374,8 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         programs = [settings.program if (i == target_index and settings.program is not None) else inst.program
                     for i, inst in enumerate(aligned.instruments)]
         percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(programs, aligned.instruments)]
-        nmf_mask, target_est, rest_est = stage_nmf(mix, grid, parts_notes, target_index, tuning, settings, seed,
+        ngrid, ncfg = nmf_setup(settings, sum(1 for n in parts_notes if len(n)))
+        nmf_mask, target_est, rest_est = stage_nmf(mix, ngrid, parts_notes, target_index, tuning, ncfg, seed,
                                                    percussive)
     timings["nmf"] = time.perf_counter() - t
 
@@ -404,9 +422,8 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         done = 0.0
         for k, share in enumerate(phases):
             if k == 1:  # self-training: the target and the rest as the ensemble now hears them
-                mask = combine_masks(predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device),
-                                     nmf_mask, settings.ensemble)
-                est = apply_mask(mix[None], grid.sr, mask, grid)[0]
+                mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device)
+                est = apply_masks(mix[None], grid.sr, ensemble_factors(mask, grid, nmf_mask, ngrid, settings.ensemble))[0]
                 data.targets[-1] = Source(exc.cut(est), weight=tr.pseudo_weight, name="target as the ensemble hears it")
                 data.backgrounds[0] = Source(exc.cut(mix - est), train_onotes, name="rest as the ensemble hears it")
                 del est, mask
@@ -430,12 +447,11 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     with progress.stage("separate") as update:
         net_mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
                                 on_progress=lambda f: update(0.5 * f))
-        mask = combine_masks(net_mask, nmf_mask, settings.ensemble)
-        stem = apply_mask(audio.samples, audio.sr, mask, grid, power=settings.mask_power,
-                          on_progress=lambda f: update(0.5 + 0.5 * f))
-    masks = dict(net=net_mask, nmf=nmf_mask, stem=mask) if keep_model else None
+        stem = apply_masks(audio.samples, audio.sr, ensemble_factors(net_mask, grid, nmf_mask, ngrid, settings.ensemble),
+                           power=settings.mask_power, on_progress=lambda f: update(0.5 + 0.5 * f))
+    masks = dict(net=net_mask, nmf=nmf_mask) if keep_model else None
     # free the song-long analysis arrays before the residual (a long song's peak is here)
-    del net_mask, nmf_mask, mask, mix
+    del net_mask, nmf_mask, mix
     release_memory()
     residual = np.subtract(audio.samples, stem, dtype=np.float32)
     timings["separate"] = time.perf_counter() - t

@@ -6,7 +6,7 @@ held (about 3 MB per minute); spectra exist one block at a time.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -56,13 +56,33 @@ def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s
     Blocks overlap by more than a window, so the result equals one whole-signal pass.
     Returns float32 ``(n_channels, n_samples)``.
     """
+    return apply_masks(audio, sr, [(mask, grid, 1.0)], block_s=block_s, power=power, on_progress=on_progress)
+
+
+def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
+                block_s: float = 30.0, power: float = 1.0,
+                on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+    """Apply the weighted geometric mean of several masks, each on its own log-frequency grid:
+    ``factors`` = [(mask ``(n_log_k, n_frames)``, grid_k, exponent_k)], combined on the input's
+    own STFT bins as ``prod_k m_k ** exponent_k`` (so a fine grid keeps its detail). The grids
+    must share the sample rate, window and hop (they may differ in bins per octave).
+    Returns float32 ``(n_channels, n_samples)``; see apply_mask."""
+    if not factors:
+        raise ValueError("apply_masks: no mask given")
+    grid = factors[0][1]
+    for m, g, _w in factors:
+        if (g.sr, g.n_fft, g.hop) != (grid.sr, grid.n_fft, grid.hop):
+            raise ValueError("apply_masks: the grids differ in sample rate, window or hop")
+        if m.shape != (g.n_log, factors[0][0].shape[1]):
+            raise ValueError(f"apply_masks: a mask of shape {m.shape} does not fit its grid "
+                             f"({g.n_log} bins, {factors[0][0].shape[1]} frames)")
     C, n = audio.shape
     scale = sr / grid.sr
     n_fft = max(int(2 * round(grid.n_fft * scale / 2)), 64)
     hop = max(int(round(grid.hop * scale)), 1)
     window = torch.hann_window(n_fft)
-    P = log_to_lin(grid, n_fft // 2 + 1, sr)  # (n_lin_in, n_log)
-    grid_t = np.arange(mask.shape[1]) / grid.frame_rate
+    Ps = [log_to_lin(g, n_fft // 2 + 1, sr) for _m, g, _w in factors]  # (n_lin_in, n_log_k)
+    n_mask = factors[0][0].shape[1]
     out = np.zeros((C, n), dtype=np.float32)
     block = max(int(block_s * sr), n_fft * 4)
     ctx = 2 * n_fft
@@ -73,13 +93,17 @@ def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s
         seg = torch.from_numpy(np.ascontiguousarray(audio[:, s0:s1], dtype=np.float32))
         X = torch.stft(seg, n_fft, hop, window=window, center=True, return_complex=True)  # (C, F, T)
         t = (s0 + np.arange(X.shape[-1]) * hop) / sr
-        # interpolate the mask in time (per log bin), then onto linear bins
-        idx = np.clip(t * grid.frame_rate, 0, mask.shape[1] - 1)
+        # interpolate each mask in time (per log bin), then onto linear bins
+        idx = np.clip(t * grid.frame_rate, 0, n_mask - 1)
         i0 = np.floor(idx).astype(int)
-        i1 = np.minimum(i0 + 1, mask.shape[1] - 1)
+        i1 = np.minimum(i0 + 1, n_mask - 1)
         w = (idx - i0).astype(np.float32)
-        m_log = mask[:, i0] * (1 - w) + mask[:, i1] * w
-        m_lin = P @ m_log
+        m_lin = None
+        for (mask, _g, e), P in zip(factors, Ps):
+            m = P @ (mask[:, i0] * (1 - w) + mask[:, i1] * w)
+            if e != 1.0:
+                m = np.power(np.clip(m, 1e-6, None), e)
+            m_lin = m if m_lin is None else m_lin * m
         if power != 1.0:
             m_lin = m_lin ** power
         Y = X * torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))[None]
@@ -87,5 +111,4 @@ def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s
         out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
         if on_progress:
             on_progress((k + 1) / len(starts))
-    del grid_t
     return out

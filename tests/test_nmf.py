@@ -48,3 +48,45 @@ def test_two_parts_are_told_apart_by_the_score(onsets):
     for k, ref in enumerate((a, b)):
         est = apply_mask(mix[None], SR, res.masks[k], grid)[0]
         assert si_sdr(est, ref) > si_sdr(mix, ref) + 10.0
+
+
+def test_masks_on_two_grids_combine_on_the_output_bins():
+    """apply_masks: one factor is apply_mask; an all-ones factor on a finer grid changes nothing;
+    the geometric mean of the two parts' NMF masks (each on its own grid) keeps far less of
+    either tone than one mask alone; a mask that fits no grid is refused."""
+    import dataclasses
+
+    from bespoke.separate import apply_masks
+
+    g24 = Grid(sr=SR, bins_per_octave=24)
+    g36 = dataclasses.replace(g24, bins_per_octave=36)
+    a = tone(60, 0.2, 2.0, 3.0)
+    b = 0.8 * tone(64, 1.0, 2.8, 3.0)
+    mix = (a + b)[None]
+    parts = [np.array([[0.2, 2.0, 60, 90]]), np.array([[1.0, 2.8, 64, 90]])]
+    m24 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g24)), parts, g24, 0.0, NMFSettings()).masks
+    m36 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g36)), parts, g36, 0.0, NMFSettings()).masks
+    one = apply_mask(mix, SR, m24[0], g24)
+    np.testing.assert_allclose(apply_masks(mix, SR, [(m24[0], g24, 1.0)]), one, atol=1e-6)
+    ones = np.ones_like(m36[0])
+    np.testing.assert_allclose(apply_masks(mix, SR, [(m24[0], g24, 1.0), (ones, g36, 0.5)]), one, atol=1e-5)
+    assert si_sdr(apply_masks(mix, SR, [(m36[0], g36, 1.0)])[0], a) > si_sdr(mix[0], a) + 10.0
+    cross = apply_masks(mix, SR, [(m24[0], g24, 0.5), (m36[1], g36, 0.5)])[0]
+    assert np.sum(cross ** 2) < 0.2 * min(np.sum(a ** 2), np.sum(b ** 2))
+    with pytest.raises(ValueError):
+        apply_masks(mix, SR, [(m24[0], g36, 1.0)])
+
+
+def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
+    """A full score gets the NMF's own (finer) grid and wide bands; a single part the network's
+    grid and narrow bands, since free components alone model the rest."""
+    from bespoke.config import Settings
+    from bespoke.pipeline import nmf_setup
+
+    s = Settings()
+    g_full, c_full = nmf_setup(s, 3)
+    g_one, c_one = nmf_setup(s, 1)
+    assert g_full.bins_per_octave == s.nmf.bins_per_octave and c_full.partial_cents == s.nmf.partial_cents
+    assert g_one.bins_per_octave == s.nmf.single_bins_per_octave
+    assert c_one.partial_cents == s.nmf.single_partial_cents
+    assert (g_full.sr, g_full.hop, g_full.n_fft) == (s.grid.sr, s.grid.hop, s.grid.n_fft)
