@@ -145,31 +145,6 @@ class AlignParams:
     null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
     conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
     conf_scale: float = 0.01         #   (null cost - path cost) / null cost
-    # Recording features: "salience" (harmonic sums of the log-spectrum) or "activation" (the
-    # per-pitch activations of a non-negative decomposition of the semitone spectrum on fixed
-    # harmonic templates, which tells a pitch from the upper partials of a lower one).
-    features: str = "salience"
-    single_features: str = "salience"     # ... when the score is a single part
-    act_iter: int = 30               # multiplicative (KL) updates of the activations
-    act_harmonics: int = 10          # harmonics of a pitch's template
-    act_decay: float = 0.8           # weight of harmonic h: decay ** (h - 1)
-    act_compress: float = 100.0      # log(1 + compress * activation / reference)
-    # Contrast: a score frame's evidence is its sounding pitches' salience minus ``contrast``
-    # times that of the part's neighbouring pitches (the previous and next notes', where they do
-    # not sound now); in a rest, the neighbours' absence is evidence weighted ``rest_weight``.
-    contrast: float = 0.0
-    rest_weight: float = 0.0
-    single_contrast: float = 0.0     # ... when the score is a single part
-    # DTW search: "symmetric" (symmetric2, weighted h/v steps, skip rows for open ends) or
-    # "slope": every score frame matched to one audio frame, the audio advancing 0 .. max_stretch
-    # frames per score frame (a note lasts at most max_stretch times its score length at the
-    # average tempo), weights stretch_weights[q] for an advance of q; open ends free.
-    search: str = "symmetric"
-    single_search: str = "symmetric"
-    max_stretch: int = 3
-    slope_coarse: bool = True        # also in the global DTW (else only the finer levels)
-    stretch_weights: Tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-    single_rest_weight: float = 0.0
 
 
 # --------------------------------------------------------------------------- features
@@ -249,16 +224,13 @@ class MixFeatures:
 
 
 def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: Optional[AlignParams] = None,
-                     chunk_s: float = 60.0, kind: Optional[str] = None) -> MixFeatures:
+                     chunk_s: float = 60.0) -> MixFeatures:
     """Pitch and onset salience of the mono recording ``y`` ``(n_samples,)``, computed in chunks
     (memory grows with the number of frames, never with the STFT)."""
     import scipy.fft
     import scipy.ndimage
 
     p = params or AlignParams()
-    kind = kind or p.features
-    if kind not in ("salience", "activation", "act_sal", "act_ons", "both"):
-        raise ValueError(f"AlignParams.features: {kind!r} is not salience or activation")
     if sr != FEAT_SR:
         from .audio import resample
 
@@ -266,39 +238,18 @@ def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: 
     y = np.asarray(y, np.float32)
     hop = p.hop
     n_frames = 1 + len(y) // hop
-    if kind in ("activation", "act_sal", "act_ons", "both"):
-        E = _semitone_power(y, hop, p.n_fft, tuning_cents, chunk_s)
-        A = pitch_activations(E, p.act_iter, p.act_harmonics, p.act_decay)
-        del E
-        ref = float(np.percentile(A.max(axis=1), 99)) + 1e-12
-        asal = np.log1p(p.act_compress * A / ref, out=A)
-        L = asal.copy()
-        np.subtract(L[1:], L[:-1], out=L[1:])
-        L[0] = 0.0
-        aons = np.maximum(L, 0.0, out=L)
-    if kind != "activation":
-        H = harmonic_sum_matrix(p.harmonics, p.harmonic_decay).T  # (bins, pitch)
-        L = _log_semitone_spectrum(y, hop, p.n_fft, tuning_cents, p.compress, chunk_s)
-        sal = L @ H
-        if p.onset_n_fft != p.n_fft:
-            del L
-            L = _log_semitone_spectrum(y, hop, p.onset_n_fft, tuning_cents, p.compress, chunk_s)
-        # onsets: rises of the log-spectrum, harmonic-summed, over a local maximum, with a tail
-        np.subtract(L[1:], L[:-1], out=L[1:])
-        L[0] = 0.0
-        np.maximum(L, 0.0, out=L)
-        ons = L @ H
+    H = harmonic_sum_matrix(p.harmonics, p.harmonic_decay).T  # (bins, pitch)
+    L = _log_semitone_spectrum(y, hop, p.n_fft, tuning_cents, p.compress, chunk_s)
+    sal = L @ H
+    if p.onset_n_fft != p.n_fft:
         del L
-    if kind in ("activation", "act_sal"):
-        sal = asal
-    if kind == "both":
-        peak = sal.max(axis=1)
-        sal /= np.maximum(peak, 0.2 * float(np.percentile(peak, 90)) + 1e-9)[:, None]
-        peak = asal.max(axis=1)
-        asal /= np.maximum(peak, 0.2 * float(np.percentile(peak, 90)) + 1e-9)[:, None]
-        sal = np.hstack([sal, asal])
-    if kind in ("activation", "act_ons"):
-        ons = aons
+        L = _log_semitone_spectrum(y, hop, p.onset_n_fft, tuning_cents, p.compress, chunk_s)
+    # onsets: rises of the log-spectrum, harmonic-summed, over a local maximum, with a tail
+    np.subtract(L[1:], L[:-1], out=L[1:])
+    L[0] = 0.0
+    np.maximum(L, 0.0, out=L)
+    ons = L @ H
+    del L
     # pitch salience relative to the frame's strongest pitch (floor: quiet frames stay low)
     peak = sal.max(axis=1)
     floor = 0.2 * float(np.percentile(peak, 90)) + 1e-9
@@ -318,14 +269,6 @@ def _log_semitone_spectrum(y: np.ndarray, hop: int, n_fft: int, tuning_cents: fl
                            chunk_s: float) -> np.ndarray:
     """log(1 + compress * E / ref): E the power in semitone bands ``(n_frames, N_BIN)`` of
     centred frames every ``hop`` samples (FEAT_SR), ref a high percentile of the frames' peaks."""
-    E = _semitone_power(y, hop, n_fft, tuning_cents, chunk_s)
-    ref = float(np.percentile(E.max(axis=1), 99)) + 1e-12
-    return np.log1p(compress * E / ref, out=E)
-
-
-def _semitone_power(y: np.ndarray, hop: int, n_fft: int, tuning_cents: float, chunk_s: float) -> np.ndarray:
-    """The power in semitone bands ``(n_frames, N_BIN)`` float32 of centred frames every ``hop``
-    samples (FEAT_SR)."""
     import scipy.fft
 
     fb = semitone_filterbank(FEAT_SR, n_fft, tuning_cents)
@@ -341,26 +284,8 @@ def _semitone_power(y: np.ndarray, hop: int, n_fft: int, tuning_cents: float, ch
         Y = scipy.fft.rfft(fr * win, axis=1)
         P = (Y.real ** 2 + Y.imag ** 2).astype(np.float32)
         E[f0:f1] = (fb @ P.T).T
-    return E
-
-
-def pitch_activations(E: np.ndarray, n_iter: int, harmonics: int, decay: float, chunk: int = 20000) -> np.ndarray:
-    """Non-negative activations ``(n_frames, N_PITCH)`` of the semitone magnitude spectrum
-    sqrt(E) (``E`` ``(n_frames, N_BIN)`` power) on fixed harmonic templates (harmonic_sum_matrix),
-    plus one flat component (noise, broadband attacks) left out of the result: ``n_iter``
-    multiplicative updates of the KL divergence, in chunks of frames (memory bound)."""
-    W = harmonic_sum_matrix(harmonics, decay)                        # (88, bins)
-    W = np.vstack([W, np.full((1, W.shape[1]), 1.0 / W.shape[1], np.float32)]).astype(np.float32)
-    wsum = W.sum(axis=1)
-    out = np.empty((E.shape[0], N_PITCH), np.float32)
-    for a in range(0, E.shape[0], chunk):
-        V = np.sqrt(E[a:a + chunk]).astype(np.float32) + 1e-9
-        H = np.full((V.shape[0], W.shape[0]), 1.0, np.float32) * (V.sum(axis=1, keepdims=True) / W.shape[0])
-        for _ in range(n_iter):
-            R = V / np.maximum(H @ W, 1e-12)
-            H *= (R @ W.T) / wsum
-        out[a:a + chunk] = H[:, :N_PITCH]
-    return out
+    ref = float(np.percentile(E.max(axis=1), 99)) + 1e-12
+    return np.log1p(compress * E / ref, out=E)
 
 
 def _decay_inplace(X: np.ndarray, a: float) -> None:
@@ -401,24 +326,6 @@ class ScoreFeatures:
         self.decay_s = p.onset_decay_s
         self.t0 = float(self.notes[:, 0].min())
         self.t1 = float(self.notes[:, 1].max())
-        # onset groups (notes starting together): start times ``(g,)``, pitch sets ``(g, 88)``
-        self.want_neg = p.contrast > 0 or p.rest_weight > 0
-        self.g_starts, gi = np.unique(np.round(self.starts, 4), return_inverse=True)
-        self.g_pitch = np.zeros((len(self.g_starts), N_PITCH), np.float32)
-        self.g_pitch[gi, self.pitch] = 1.0
-
-    def neighbours(self, t0: float, period: float, n: int, act: np.ndarray) -> np.ndarray:
-        """``(n, 88)`` float32: for frames ``t0 + i * period``, the pitches of the previous, current
-        and next onset groups that do not sound in the frame (act == 0)."""
-        tc = t0 + (np.arange(n) + 0.5) * period
-        k = np.searchsorted(self.g_starts, tc, "right") - 1
-        G = np.vstack([np.zeros((1, N_PITCH), np.float32), self.g_pitch, np.zeros((1, N_PITCH), np.float32)])
-        g = len(self.g_starts)
-        # group m is row m + 1 of G: previous k - 1, current k, next k + 1
-        neg = np.maximum(np.maximum(G[np.clip(k, 0, g + 1)], G[np.clip(k + 1, 0, g + 1)]),
-                         G[np.clip(k + 2, 0, g + 1)])
-        neg[act > 0] = 0.0
-        return neg
 
     def block(self, t0: float, period: float, n: int, pooled: int = 1) -> Tuple[np.ndarray, np.ndarray]:
         """Frames ``t0 + i * period`` (i < n), each covering ``period`` s: (act, ons), float32
@@ -510,14 +417,7 @@ class CostModel:
         act, ons = self.rows(r0, r1)
         p = self.p
         xs = self.sal[c0:c1].astype(np.float32) - self.mu_s
-        neg = None
-        if p.contrast > 0 or p.rest_weight > 0:
-            neg = self.score.neighbours(self.s0 + r0 * self.s_period, self.s_period, r1 - r0, act)
-        if xs.shape[1] > act.shape[1]:   # several feature sets side by side
-            m = xs.shape[1] // act.shape[1]
-            act = np.tile(act, (1, m))
-            neg = None if neg is None else np.tile(neg, (1, m))
-        C = _z_cost(act, xs, self.cov_s, p.z_scale, neg, p.contrast, p.rest_weight)
+        C = _z_cost(act, xs, self.cov_s, p.z_scale)
         if p.onset_weight > 0:
             xo = self.osal[c0:c1].astype(np.float32) - self.mu_o
             C += p.onset_weight * _z_cost(ons, xo, self.cov_o, p.z_scale)
@@ -535,45 +435,24 @@ def _moments(X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return mu.astype(np.float32), (Zc.T @ Zc / max(len(Z) - 1, 1)).astype(np.float64)
 
 
-def _z_cost(W: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float, N: Optional[np.ndarray] = None,
-            contrast: float = 0.0, rest_weight: float = 0.0) -> np.ndarray:
+def _z_cost(W: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float) -> np.ndarray:
     """``(rows, cols)``: 1 - tanh(z / z_scale) with z = a . x / sqrt(a' cov a): a = w / sum(w) the
     row's pitch weights, x the centred audio features ``(cols, d)``, cov their covariance over
-    the recording. Rows without weight cost 1.
-
-    N ``(rows, d)``: pitches that should not sound (see ScoreFeatures.neighbours): a row with
-    weights gets a = w / sum(w) - contrast * n / sum(n); a row without gets a = -n / sum(n) and
-    cost 1 - rest_weight * tanh(z / z_scale)."""
+    the recording. Rows without weight cost 1."""
     s = W.sum(axis=1)
     has = s > 1e-6
     C = np.ones((W.shape[0], Xc.shape[0]), np.float32)
-    A = np.zeros(W.shape, np.float32)
-    gain = np.zeros(W.shape[0], np.float32)
-    A[has] = W[has] / s[has, None]
-    gain[has] = np.minimum(s[has], 1.0)   # a frame partly covered by notes weighs less
-    if N is not None:
-        ns = N.sum(axis=1)
-        hn = ns > 1e-6
-        Nn = np.zeros_like(A)
-        Nn[hn] = N[hn] / ns[hn, None]
-        if contrast > 0:
-            A[has] -= contrast * Nn[has]
-        if rest_weight > 0:
-            rest = hn & ~has
-            A[rest] = -Nn[rest]
-            gain[rest] = rest_weight
-    use = gain > 0
-    if np.any(use):
-        A = A[use]
+    if np.any(has):
+        A = W[has] / s[has, None]
         var = ((A.astype(np.float64) @ cov) * A).sum(axis=1)
         sd = np.sqrt(np.maximum(var, 1e-12))
         sd = np.maximum(sd, 0.05 * float(np.median(sd)) + 1e-6)
         z = A @ Xc.T
         z *= (1.0 / (z_scale * sd)).astype(np.float32)[:, None]
         np.tanh(z, out=z)
-        z *= -gain[use][:, None]
+        z *= -np.minimum(s[has], 1.0).astype(np.float32)[:, None]   # a frame partly covered by notes weighs less
         z += 1.0
-        C[use] = z
+        C[has] = z
     return C
 
 
@@ -592,69 +471,6 @@ def step_pattern(hv_weight: float):
             [2, 0, 1, -1], [2, 0, 0, key],
             [3, 1, 0, -1], [3, 0, 0, key]], dtype=float), "N+M")
     return _PATTERNS[key]
-
-
-def slope_pattern(max_stretch: int, weights):
-    """Each step advances the score by one frame and the audio by q = 0 .. max_stretch frames,
-    paying weights[q] times the cost of the cell it lands on ("N" normalisation)."""
-    from dtw.stepPattern import StepPattern
-
-    key = ("slope", int(max_stretch), tuple(round(float(w), 4) for w in weights))
-    if key not in _PATTERNS:
-        rows = []
-        for q in range(int(max_stretch) + 1):
-            w = float(weights[min(q, len(weights) - 1)])
-            rows += [[q + 1, 1, q, -1], [q + 1, 0, 0, w]]
-        _PATTERNS[key] = StepPattern(np.array(rows, dtype=float), "N")
-    return _PATTERNS[key]
-
-
-def _run_dtw_slope(C: np.ndarray, mask: Optional[np.ndarray], open_begin: bool, open_end: bool, p: "AlignParams"):
-    """dtw-python with slope_pattern; returns the path as (rows, cols) int arrays."""
-    import dtw as dtwlib
-
-    kw = {"step_pattern": slope_pattern(p.max_stretch, p.stretch_weights), "open_begin": open_begin,
-          "open_end": open_end}
-    if mask is not None:
-        m = np.vstack([np.ones((1, mask.shape[1]), bool), mask]) if open_begin else mask
-        kw.update(window_type=lambda iw, jw, query_size, reference_size, m: m, window_args={"m": m})
-    try:
-        res = dtwlib.dtw(C, **kw)
-    except ValueError as e:
-        raise AlignmentError(f"DTW found no path ({e}); is the MIDI much longer than the recording?") from e
-    return np.asarray(res.index1), np.asarray(res.index2)
-
-
-def banded_dtw_slope(model: "CostModel", lo: np.ndarray, hi: np.ndarray, block_rows: int, overlap_rows: int,
-                     p: "AlignParams") -> Tuple[np.ndarray, np.ndarray]:
-    """banded_dtw with slope_pattern: open begin in the first block, open end in every block."""
-    n = model.n_rows
-    out_r: List[np.ndarray] = []
-    out_c: List[np.ndarray] = []
-    r0, c_start = 0, None
-    while r0 < n:
-        r1 = min(n, r0 + block_rows + overlap_rows)
-        last = r1 == n
-        c0 = int(lo[r0]) if c_start is None else int(c_start)
-        c1 = int(hi[r1 - 1])
-        C = model.block(r0, r1, c0, c1)
-        cols = np.arange(c0, c1)
-        mask = (cols[None, :] >= lo[r0:r1, None]) & (cols[None, :] < hi[r0:r1, None])
-        if c_start is not None:
-            mask[0, 0] = True
-        r, c = _run_dtw_slope(C, mask, c_start is None, True, p)
-        r, c = r + r0, c + c0
-        if last:
-            out_r.append(r)
-            out_c.append(c)
-            break
-        stop = r0 + block_rows
-        k = r < stop
-        out_r.append(r[k])
-        out_c.append(c[k])
-        c_start = int(c[np.argmax(r >= stop)])
-        r0 = stop
-    return np.concatenate(out_r), np.concatenate(out_c)
 
 
 def _run_dtw(C: np.ndarray, mask: Optional[np.ndarray] = None, hv_weight: float = 1.0):
@@ -783,7 +599,7 @@ def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: flo
 
 def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float = 0.0,
                 params: Optional[AlignParams] = None, keep_cost: bool = False,
-                features: Optional[MixFeatures] = None, onset_lag: float = 0.0, single: bool = False) -> Alignment:
+                features: Optional[MixFeatures] = None, onset_lag: float = 0.0) -> Alignment:
     """Align a score's notes to a recording.
 
     mix: mono ``(n_samples,)`` at ``sr``. notes: ``(n_notes, 4)`` start, end, pitch, velocity in
@@ -802,13 +618,7 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     if len(notes) == 0:
         raise AlignmentError("the MIDI holds no notes to align")
     t_start = _time.perf_counter()
-    if single:
-        import dataclasses
-
-        p = dataclasses.replace(p, features=p.single_features, contrast=p.single_contrast,
-                                rest_weight=p.single_rest_weight, search=p.single_search)
-    kind = p.features
-    feats = features if features is not None else mixture_features(mix, sr, tuning_cents, p, kind=kind)
+    feats = features if features is not None else mixture_features(mix, sr, tuning_cents, p)
     t_feat = _time.perf_counter() - t_start
     score = ScoreFeatures(notes, p)
     rate = feats.rate
@@ -833,8 +643,6 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     # ... then again with the score at that tempo, preferring the diagonal
     model = coarse_model(score, k)
     r, c, dist = coarse_dtw(model, p.skip_cost, p.hv_weight_coarse)
-    if p.search == "slope" and p.slope_coarse:
-        r, c = _run_dtw_slope(model.last_full, None, True, True, p)
     coarse = model
     coarse_path = np.stack([s0 + (r + 0.5) * model.s_period, (c + 0.5) * model.a_period], axis=1)
     # confidence: the same search with the score transposed (music that is not there)
@@ -856,12 +664,8 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
         ratio_c = prev.factor / F
         radius = int(math.ceil(max(p.radius_frames * ratio_c, p.min_radius_s * rate / F)))
         lo, hi = band_from_path(r, c, ratio_r, ratio_c, n_rows, model.n_cols, radius)
-        if p.search == "slope":
-            r, c = banded_dtw_slope(model, lo, hi, max(int(p.block_s / s_period), 8),
-                                    max(int(p.overlap_s / s_period), 4), p)
-        else:
-            r, c = banded_dtw(model, lo, hi, p.skip_cost, max(int(p.block_s / s_period), 8),
-                              max(int(p.overlap_s / s_period), 4), hv_weight=p.hv_weight)
+        r, c = banded_dtw(model, lo, hi, p.skip_cost, max(int(p.block_s / s_period), 8),
+                          max(int(p.overlap_s / s_period), 4), hv_weight=p.hv_weight)
         levels.append({"factor": F, "rows": n_rows, "cols": model.n_cols, "band_cells": int(np.sum(hi - lo)),
                        "largest_block": int(model.largest)})
         prev = model
@@ -922,4 +726,4 @@ def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, params: Op
         raise AlignmentError("the MIDI has no pitched notes to align by (drums only)")
     lag = float(np.mean(np.concatenate(lags))) if compensate_attack else 0.0
     return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, params=params,
-                       keep_cost=keep_cost, onset_lag=lag, single=len(pitched) == 1)
+                       keep_cost=keep_cost, onset_lag=lag)
