@@ -151,7 +151,7 @@ class AlignParams:
     note_dp: bool = True             # tempo prior: a note-level search (see note_dp) then the finest DTW again
     dp_window: float = 3.0           #   s either side of the first path an onset may move
     dp_step: int = 2                 #   finest frames between candidate onset times
-    dp_lambda: float = 20.0          #   weight (in frames of cost) of the tempo penalty per onset
+    dp_lambda: float = 50.0          #   weight (in frames of cost) of the tempo penalty per onset
     dp_stretch: float = 0.3          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
     dp_onset: float = 5.0            #   weight (in frames) of the onset evidence at each onset
     dp_tempo_notes: int = 8          #   > 0: tempo relative to the path's local tempo (median over this many
