@@ -304,6 +304,29 @@ print(f"{{minutes:.1f}} min of audio (full score, {{len(err)}} notes): {{el:.1f}
     return (r.stdout + r.stderr).strip()
 
 
+def _override_params(items) -> None:
+    """Every alignment runs with these AlignParams knobs changed (NAME=VALUE, VALUE a Python literal
+    or a bare string)."""
+    import ast
+    import dataclasses
+
+    from bespoke.config import AlignSettings
+
+    over = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        try:
+            over[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            over[k] = v
+    orig = AlignSettings.params
+
+    def params(self):
+        return dataclasses.replace(orig(self), **over)
+
+    AlignSettings.params = params
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a subset: fewer songs and seeds")
@@ -315,6 +338,8 @@ def main(argv=None):
     ap.add_argument("--long", type=float, default=0.0, help="also time a LONG-minute input")
     ap.add_argument("--json", default=None, help="write the per-note errors summary here")
     ap.add_argument("--title", default="alignment")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an align.AlignParams knob (repeatable; for experiments)")
     ap.add_argument("--no-attack-comp", action="store_true",
                     help="place note-ons at the heard onsets (settings.align.compensate_attack off)")
     args = ap.parse_args(argv)
@@ -324,6 +349,8 @@ def main(argv=None):
     SETTINGS = Settings()
     if hasattr(SETTINGS.align, "compensate_attack"):
         SETTINGS.align.compensate_attack = not args.no_attack_comp
+    if args.set:
+        _override_params(args.set)
     modes = args.modes.split(",")
     cases: List[Case] = []
     sets = args.sets.split(",")

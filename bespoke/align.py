@@ -145,6 +145,19 @@ class AlignParams:
     null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
     conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
     conf_scale: float = 0.01         #   (null cost - path cost) / null cost
+    max_squeeze: int = 2             # >= 2: the score may advance at most this many frames per audio frame
+                                     #   (no lone score steps) below the global level; 0: free
+    squeeze_coarse: bool = True      # ... and in the global DTW at the recording's tempo (and its null)
+    note_dp: bool = True             # tempo prior: a note-level search (see note_dp) then the finest DTW again
+    dp_window: float = 3.0           #   s either side of the first path an onset may move
+    dp_step: int = 2                 #   finest frames between candidate onset times
+    dp_lambda: float = 50.0          #   weight (in frames of cost) of the tempo penalty per onset
+    dp_stretch: float = 0.3          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
+    dp_onset: float = 5.0            #   weight (in frames) of the onset evidence at each onset
+    dp_tempo_notes: int = 8          #   > 0: tempo relative to the path's local tempo (median over this many
+                                     #   onsets either side) instead of the average
+    dp_passes: int = 1               #   times the note-level search and the finest DTW are run
+    dp_radius: float = 0.3           #   band (s) of the finest DTW around the note-level map
 
 
 # --------------------------------------------------------------------------- features
@@ -459,32 +472,51 @@ def _z_cost(W: np.ndarray, Xc: np.ndarray, cov: np.ndarray, z_scale: float) -> n
 _PATTERNS = {}
 
 
-def step_pattern(hv_weight: float):
+def step_pattern(hv_weight: float, max_squeeze: int = 0):
     """symmetric2 with the horizontal and vertical steps weighted ``hv_weight`` (diagonal 2):
-    above 1 the path prefers to advance on both axes at once where the costs are flat."""
+    above 1 the path prefers to advance on both axes at once where the costs are flat.
+
+    max_squeeze >= 2: no lone vertical (score-only) step; instead the score may advance
+    2 .. max_squeeze rows in one audio column (a diagonal step then vertical ones): a passage
+    can be played at most ``max_squeeze`` times faster than the score's (average) tempo, while
+    horizontal steps (a note held longer: fermatas, ritardandi) stay free."""
     from dtw.stepPattern import StepPattern
 
-    key = round(float(hv_weight), 4)
+    key = (round(float(hv_weight), 4), int(max_squeeze) if max_squeeze >= 2 else 0)
     if key not in _PATTERNS:
-        _PATTERNS[key] = StepPattern(np.array([
-            [1, 1, 1, -1], [1, 0, 0, 2.0],
-            [2, 0, 1, -1], [2, 0, 0, key],
-            [3, 1, 0, -1], [3, 0, 0, key]], dtype=float), "N+M")
+        hv, m = key
+        rows = [[1, 1, 1, -1], [1, 0, 0, 2.0], [2, 0, 1, -1], [2, 0, 0, hv]]
+        if m == 0:
+            rows += [[3, 1, 0, -1], [3, 0, 0, hv]]
+        else:
+            for q, d in enumerate(range(2, m + 1), start=3):
+                rows += [[q, d, 1, -1], [q, d - 1, 0, 2.0]] + [[q, k, 0, hv] for k in range(d - 2, -1, -1)]
+        _PATTERNS[key] = StepPattern(np.array(rows, dtype=float), "N+M")
     return _PATTERNS[key]
 
 
-def _run_dtw(C: np.ndarray, mask: Optional[np.ndarray] = None, hv_weight: float = 1.0):
+def _run_dtw(C: np.ndarray, mask: Optional[np.ndarray] = None, hv_weight: float = 1.0, max_squeeze: int = 0):
     """dtw-python on a cost matrix (optionally windowed by a boolean mask), symmetric2 with
-    weighted horizontal/vertical steps; returns the path as (rows, cols) int arrays."""
-    import dtw as dtwlib
-
-    kw = {"step_pattern": step_pattern(hv_weight)}
-    if mask is not None:
-        kw.update(window_type=lambda iw, jw, query_size, reference_size, m: m, window_args={"m": mask})
+    weighted horizontal/vertical steps (see step_pattern); returns the path as (rows, cols)
+    int arrays. A squeeze-limited search that finds no path falls back to the free one."""
+    if max_squeeze >= 2:
+        try:
+            return _dtw_call(C, mask, step_pattern(hv_weight, max_squeeze))
+        except ValueError:
+            pass
     try:
-        res = dtwlib.dtw(C, **kw)
+        return _dtw_call(C, mask, step_pattern(hv_weight))
     except ValueError as e:
         raise AlignmentError(f"DTW found no path ({e}); is the MIDI much longer than the recording?") from e
+
+
+def _dtw_call(C, mask, pattern):
+    import dtw as dtwlib
+
+    kw = {"step_pattern": pattern}
+    if mask is not None:
+        kw.update(window_type=lambda iw, jw, query_size, reference_size, m: m, window_args={"m": mask})
+    res = dtwlib.dtw(C, **kw)
     return np.asarray(res.index1), np.asarray(res.index2), float(res.normalizedDistance)
 
 
@@ -496,12 +528,13 @@ def _with_skip_rows(C: np.ndarray, skip: float, lo: Optional[np.ndarray] = None,
     return np.vstack([row, C, row])
 
 
-def coarse_dtw(model: CostModel, skip: float, hv_weight: float = 1.0) -> Tuple[np.ndarray, np.ndarray, float]:
+def coarse_dtw(model: CostModel, skip: float, hv_weight: float = 1.0,
+               max_squeeze: int = 0) -> Tuple[np.ndarray, np.ndarray, float]:
     """The global DTW on the full matrix of a level: path (rows, cols) with the skip rows
     removed, and the path's cost per unit of step weight (dtw-python's normalized distance)."""
     C = model.block(0, model.n_rows, 0, model.n_cols)
     model.last_full = C
-    r, c, nd = _run_dtw(_with_skip_rows(C, skip), hv_weight=hv_weight)
+    r, c, nd = _run_dtw(_with_skip_rows(C, skip), hv_weight=hv_weight, max_squeeze=max_squeeze)
     keep = (r >= 1) & (r <= model.n_rows)
     return r[keep] - 1, c[keep], nd
 
@@ -533,7 +566,8 @@ def band_from_path(rows: np.ndarray, cols: np.ndarray, ratio_r: float, ratio_c: 
 
 
 def banded_dtw(model: CostModel, lo: np.ndarray, hi: np.ndarray, skip: float, block_rows: int,
-               overlap_rows: int, open_begin: bool = True, open_end: bool = True, hv_weight: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+               overlap_rows: int, open_begin: bool = True, open_end: bool = True, hv_weight: float = 1.0,
+               max_squeeze: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """DTW restricted to the band, block by block of rows: each block's matrix covers its rows
     and the columns their band spans, nothing more. A block starts where the previous block's
     path entered its first row and looks ``overlap_rows`` rows further than it keeps."""
@@ -563,7 +597,7 @@ def banded_dtw(model: CostModel, lo: np.ndarray, hi: np.ndarray, skip: float, bl
                 mparts.append(cols[None, :] >= lo[r1 - 1])
             C = np.vstack(parts)
             mask = np.vstack(mparts)
-        r, c, _ = _run_dtw(C, mask, hv_weight)
+        r, c, _ = _run_dtw(C, mask, hv_weight, max_squeeze)
         if top:
             r = r - 1
         keep = (r >= 0) & (r < r1 - r0)
@@ -579,6 +613,111 @@ def banded_dtw(model: CostModel, lo: np.ndarray, hi: np.ndarray, skip: float, bl
         c_start = int(c[np.argmax(r >= stop)])
         r0 = stop
     return np.concatenate(out_r), np.concatenate(out_c)
+
+
+def _band_around(g: np.ndarray, radius: float, model: CostModel) -> Tuple[np.ndarray, np.ndarray]:
+    """Columns ``[lo, hi)`` per row within ``radius`` s of the audio times ``g`` (one per row),
+    monotone and connected."""
+    lo = np.floor((g - radius) / model.a_period).astype(np.int64)
+    hi = np.ceil((g + radius) / model.a_period).astype(np.int64) + 1
+    n_cols = model.n_cols
+    lo = np.clip(lo, 0, n_cols - 1)
+    hi = np.clip(hi, 1, n_cols)
+    lo = np.maximum.accumulate(lo)
+    hi = np.maximum(np.maximum.accumulate(hi), lo + 1)
+    lo[1:] = np.minimum(lo[1:], hi[:-1])
+    return lo, hi
+
+
+def note_dp_band(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: ScoreFeatures, k: float,
+                 p: AlignParams) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """A tempo prior: each score onset u_i gets an audio time t_i near the path's (within
+    ``p.dp_window`` s), chosen by dynamic programming over the onsets to minimise
+      sum_i [ dp_onset * onset cost of u_i's notes at t_i
+              + sum of the presence cost of the notes sounding in [u_i, u_i+1) over [t_i, t_i+1)
+              + dp_lambda * rho(log((t_i+1 - t_i) / (k (u_i+1 - u_i)))) ]
+    with rho(x) = dp_stretch * x for x > 0 (a note held longer: fermatas, ritardandi, cheap) and
+    -x for x < 0 (a passage played faster than the average tempo, dear). The path of the DTW may
+    jump a run of notes onto another voice's notes of the same pitches; getting there and back
+    takes stretches and squeezes over several notes, which this prices. Returns the band of
+    columns per row of ``model`` within ``p.dp_radius`` s of the map through the (u_i, t_i)."""
+    tm = path_to_timemap(rows, cols, model.s0, model.s_period, model.a_period)
+    on = np.unique(np.round(score.starts, 3))
+    n_on = len(on)
+    if n_on < 3:
+        return None
+    step = max(int(p.dp_step), 1)
+    per = model.a_period
+    half = int(round(p.dp_window / (per * step)))
+    cen = np.round(tm(on) / (per * step)).astype(np.int64)
+    offs = np.arange(-half, half + 1)
+    cand = (cen[:, None] + offs[None, :]) * step            # (n_on, M) audio frames
+    n_cols = model.n_cols
+    valid = (cand >= 0) & (cand < n_cols)
+    cand = np.clip(cand, 0, n_cols - 1)
+    # score content: onset weights at u_i, presence weights over [u_i, u_i+1)
+    ons_w = np.zeros((n_on, N_PITCH), np.float32)
+    idx = np.searchsorted(on, np.round(score.starts, 3))
+    np.maximum.at(ons_w, (idx, score.pitch), 1.0)
+    act_w = np.zeros((n_on, N_PITCH), np.float32)
+    edges = np.append(on, max(score.t1, on[-1] + 1e-3))
+    seg = np.maximum(np.diff(edges), 1e-6)
+    for (s_, e_, _p, _v), pk in zip(score.notes, score.pitch):
+        a = int(np.searchsorted(edges, s_ + 5e-4, "right")) - 1     # the segment holding the start
+        b = int(np.searchsorted(edges, e_ - 1e-6))
+        for i in range(max(a, 0), min(b, n_on)):
+            ov = min(e_, edges[i + 1]) - max(s_, edges[i])
+            if ov > 0:
+                act_w[i, pk] = max(act_w[i, pk], ov / seg[i])
+    sal = model.sal
+    osal = model.osal
+    L = np.zeros(n_on)
+    if p.dp_tempo_notes > 0:
+        import scipy.ndimage
+
+        a0 = tm(on)
+        r0 = np.log(np.maximum(np.diff(a0), 1e-3) / (k * np.diff(on)))
+        L[:-1] = scipy.ndimage.median_filter(np.clip(r0, -1.5, 1.5), size=2 * p.dp_tempo_notes + 1, mode="nearest")
+    # onset cost at the candidates
+    E = np.empty(cand.shape, np.float64)
+    for i in range(n_on):
+        xo = osal[cand[i]].astype(np.float32) - model.mu_o
+        E[i] = p.dp_onset * _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
+    E[~valid] = np.inf
+    D = E[0].copy()
+    back = np.zeros((n_on, cand.shape[1]), np.int64)
+    for i in range(n_on - 1):
+        j0, j1 = int(cand[i].min()), int(cand[i + 1].max()) + 1
+        xs = sal[j0:j1].astype(np.float32) - model.mu_s
+        c = _z_cost(act_w[i:i + 1], xs, model.cov_s, p.z_scale)[0].astype(np.float64) - p.skip_cost
+        cs = np.concatenate([[0.0], np.cumsum(c)])
+        a_ = cand[i][:, None] - j0
+        b_ = cand[i + 1][None, :] - j0
+        segcost = cs[np.maximum(b_, a_)] - cs[a_]              # (M, M): frames [t_i, t_i+1)
+        dt = (b_ - a_) * per
+        expect = k * (on[i + 1] - on[i]) * math.exp(L[i])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log(np.maximum(dt, 1e-9) / expect)
+        pen = p.dp_lambda * np.where(x > 0, p.dp_stretch * x, -x)
+        T = D[:, None] + segcost + pen
+        T[dt <= 0] = np.inf
+        bi = np.argmin(T, axis=0)
+        D = T[bi, np.arange(T.shape[1])] + E[i + 1]
+        back[i + 1] = bi
+    if not np.isfinite(D).any():
+        return None
+    j = int(np.argmin(D))
+    sel = np.empty(n_on, np.int64)
+    for i in range(n_on - 1, -1, -1):
+        sel[i] = j
+        j = back[i, j]
+    t = cand[np.arange(n_on), sel] * per
+    st = model.s0 + np.arange(model.n_rows) * model.s_period
+    g = np.interp(st, on, t)
+    # beyond the first and last onsets: the path's own map
+    g = np.where(st < on[0], tm(st), g)
+    g = np.where(st > on[-1], tm(st) - tm(on[-1]) + t[-1], g)
+    return _band_around(np.maximum.accumulate(g), p.dp_radius, model)
 
 
 def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: float, a_period: float,
@@ -642,7 +781,7 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     k = float(np.clip(((c[-1] - c[0] + 1) * model.a_period) / span, 0.25, 4.0))
     # ... then again with the score at that tempo, preferring the diagonal
     model = coarse_model(score, k)
-    r, c, dist = coarse_dtw(model, p.skip_cost, p.hv_weight_coarse)
+    r, c, dist = coarse_dtw(model, p.skip_cost, p.hv_weight_coarse, p.max_squeeze if p.squeeze_coarse else 0)
     coarse = model
     coarse_path = np.stack([s0 + (r + 0.5) * model.s_period, (c + 0.5) * model.a_period], axis=1)
     # confidence: the same search with the score transposed (music that is not there)
@@ -650,7 +789,8 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     for shift in p.null_shifts:
         moved = notes.copy()
         moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12, moved[:, 2] + shift)
-        nulls.append(coarse_dtw(coarse_model(ScoreFeatures(moved, p), k), p.skip_cost, p.hv_weight_coarse)[2])
+        nulls.append(coarse_dtw(coarse_model(ScoreFeatures(moved, p), k), p.skip_cost, p.hv_weight_coarse,
+                                p.max_squeeze if p.squeeze_coarse else 0)[2])
     null = float(np.mean(nulls)) if nulls else 1.0
     evidence = (null - dist) / max(null, 1e-6)
     confidence = float(1.0 / (1.0 + math.exp(-(evidence - p.conf_center) / p.conf_scale)))
@@ -665,15 +805,27 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
         radius = int(math.ceil(max(p.radius_frames * ratio_c, p.min_radius_s * rate / F)))
         lo, hi = band_from_path(r, c, ratio_r, ratio_c, n_rows, model.n_cols, radius)
         r, c = banded_dtw(model, lo, hi, p.skip_cost, max(int(p.block_s / s_period), 8),
-                          max(int(p.overlap_s / s_period), 4), hv_weight=p.hv_weight)
+                          max(int(p.overlap_s / s_period), 4), hv_weight=p.hv_weight, max_squeeze=p.max_squeeze)
         levels.append({"factor": F, "rows": n_rows, "cols": model.n_cols, "band_cells": int(np.sum(hi - lo)),
                        "largest_block": int(model.largest)})
         prev = model
+    tempo_prior = None
+    for _ in range(p.dp_passes if p.note_dp else 0):
+        band = note_dp_band(r, c, prev, score, k, p)
+        if band is not None:
+            lo, hi = band
+            try:
+                r, c = banded_dtw(prev, lo, hi, p.skip_cost, max(int(p.block_s / prev.s_period), 8),
+                                  max(int(p.overlap_s / prev.s_period), 4), hv_weight=p.hv_weight,
+                                  max_squeeze=p.max_squeeze)
+            except AlignmentError:   # no path inside the band: keep the DTW's own
+                break
+            tempo_prior = {"band_cells": int(np.sum(hi - lo)), "largest_block": int(prev.largest)}
     tm = path_to_timemap(r, c, s0, prev.s_period, prev.a_period, shift=-onset_lag)
     path = np.stack([s0 + (r + 0.5) * prev.s_period, c * prev.a_period], axis=1)
     info = {"levels": levels, "tempo_ratio": k, "path_cost": dist, "null_cost": null, "evidence": evidence,
             "feature_s": t_feat, "total_s": _time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents,
-            "onset_lag": onset_lag}
+            "onset_lag": onset_lag, "tempo_prior": tempo_prior}
     return Alignment(time_map=tm, confidence=confidence, path=path, frame_rate=rate / prev.factor,
                      cost=coarse.last_full.astype(np.float32) if keep_cost else None,
                      cost_extent=(s0, s0 + coarse.n_rows * coarse.s_period, 0.0, coarse.n_cols * coarse.a_period),

@@ -174,3 +174,20 @@ def test_cli_align_with_plot(tiny_song, tmp_path):
     aligned = midimod.load_midi(out)
     warped = midimod.load_midi(tiny_song / "score.mid")
     assert sum(len(i.notes) for i in aligned.instruments) == sum(len(i.notes) for i in warped.instruments)
+
+
+def test_squeeze_limited_steps():
+    """With max_squeeze the path never advances the score more than that many rows in one audio
+    column (no run of lone score steps), where the free search would."""
+    rng = np.random.default_rng(0)
+    C = rng.uniform(0.5, 1.0, size=(60, 40))
+    C[10:50, 20] = 0.0          # a cheap column: the free path runs down it
+    for m, limit in ((0, None), (2, 2), (3, 3)):
+        r, c, _ = A._run_dtw(C, hv_weight=1.5, max_squeeze=m)
+        per_col = np.bincount(c)
+        assert r[0] == 0 and c[0] == 0 and r[-1] == C.shape[0] - 1 and c[-1] == C.shape[1] - 1
+        assert np.all(np.diff(r) >= 0) and np.all(np.diff(c) >= 0)
+        if limit is None:
+            assert per_col.max() > 10
+        else:
+            assert per_col.max() <= limit
