@@ -83,8 +83,9 @@ def table(rows: Dict[str, List[dict]], steps: int, songs: str) -> str:
     lines = ["## Ablation", "",
              f"SI-SDR (dB) per target, with the tool's own alignment of the de-aligned MIDI, {steps} training steps "
              f"(seed 0) for every variant, on `{songs}`. Made by `python -m bench.ablation`. Each row adds one "
-             "ingredient to the row above; the last row takes timbre variety away from the default. nmf is the "
-             "classic baseline (onset templates for every part).", "",
+             "ingredient to the row above, except that the network's rows start again from the network alone, "
+             "and rows after the default change one thing in it. nmf is the classic baseline (onset templates for "
+             "every part, 24 bins per octave, partials +-50 cents).", "",
              "| variant | " + " | ".join(f"{s}/{p}" for s, p in keys) + " | mean | Δ vs row above |",
              "|---|" + "---:|" * (len(keys) + 2)]
     prev = None
