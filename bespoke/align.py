@@ -556,11 +556,16 @@ def band_from_path(rows: np.ndarray, cols: np.ndarray, ratio_r: float, ratio_c: 
     ci = np.minimum((np.arange(n_rows) / ratio_r).astype(int), n_coarse - 1)
     lo = np.floor(cmin[ci] * ratio_c).astype(np.int64) - radius
     hi = np.ceil((cmax[ci] + 1) * ratio_c).astype(np.int64) + radius
+    return _monotone_band(lo, hi, n_cols)
+
+
+def _monotone_band(lo: np.ndarray, hi: np.ndarray, n_cols: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Clip per-row column bounds ``[lo, hi)`` to the matrix, make both non-decreasing and each
+    row non-empty, and keep the band connected: row i + 1 starts no later than row i ends."""
     lo = np.clip(lo, 0, n_cols - 1)
     hi = np.clip(hi, 1, n_cols)
     lo = np.maximum.accumulate(lo)
     hi = np.maximum(np.maximum.accumulate(hi), lo + 1)
-    # keep the band connected: row i + 1 must start no later than row i ends
     lo[1:] = np.minimum(lo[1:], hi[:-1])
     return lo, hi
 
@@ -620,13 +625,7 @@ def _band_around(g: np.ndarray, radius: float, model: CostModel) -> Tuple[np.nda
     monotone and connected."""
     lo = np.floor((g - radius) / model.a_period).astype(np.int64)
     hi = np.ceil((g + radius) / model.a_period).astype(np.int64) + 1
-    n_cols = model.n_cols
-    lo = np.clip(lo, 0, n_cols - 1)
-    hi = np.clip(hi, 1, n_cols)
-    lo = np.maximum.accumulate(lo)
-    hi = np.maximum(np.maximum.accumulate(hi), lo + 1)
-    lo[1:] = np.minimum(lo[1:], hi[:-1])
-    return lo, hi
+    return _monotone_band(lo, hi, model.n_cols)
 
 
 def note_dp_band(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: ScoreFeatures, k: float,

@@ -371,6 +371,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     parts_notes = [midimod.notes_array(inst) for inst in aligned.instruments]
     t = time.perf_counter()
     with progress.stage("nmf") as update:
+        # each part's GM program (--program overrides the target's), for the NMF and the renderings
         programs = [settings.program if (i == target_index and settings.program is not None) else inst.program
                     for i, inst in enumerate(aligned.instruments)]
         percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(programs, aligned.instruments)]
@@ -388,10 +389,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     train_tnotes, train_onotes = exc.notes(tnotes), exc.notes(onotes)
     target_est, rest_est = exc.cut(target_est), exc.cut(rest_est)
     with progress.stage("synth") as update:
-        program = settings.program if settings.program is not None else int(target.program)
-        programs = timbre_programs(program, tr.n_programs) if not target.is_drum else [0]
+        timbres = timbre_programs(int(programs[target_index]), tr.n_programs) if not target.is_drum else [0]
         sfs = training_soundfonts(settings.soundfont, tr.extra_soundfonts)
-        targets = render_targets(exc.instrument(target), programs, len(train_mix), grid.sr, sfs, tr.n_renders, rng,
+        targets = render_targets(exc.instrument(target), timbres, len(train_mix), grid.sr, sfs, tr.n_renders, rng,
                                  vary=tr.vary, tuning=tuning)
         if not targets:
             raise InputError("the target part renders to silence with this soundfont; try --soundfont or --program")
