@@ -1,7 +1,7 @@
 """The ablation: what each ingredient of bespoke's recipe gives, on the same songs and steps.
 
-    python -m bench.ablation                       # real songs, 120 steps (the default budget's seeded count)
-    python -m bench.ablation --songs brahms,chorale-mixed --steps 120 --out bench/ABLATION.md
+    python -m bench.ablation                       # real songs, the default budget's seeded step count
+    python -m bench.ablation --songs brahms,chorale-mixed --steps 180 --out bench/ABLATION.md
 
 Each variant is one ``python -m bench.run --methods bespoke --extra-settings ...`` run (every
 bespoke run in its own process, seed 0, a fixed step count so that the machine's load cannot
@@ -108,7 +108,8 @@ def table(rows: Dict[str, List[dict]], steps: int, songs: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ablation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", default="brahms,lussier")
-    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=None, help="training steps of every variant (default: the "
+                    "default budget's seeded count, as make bench runs it)")
     ap.add_argument("--variants", default="0,1,2,3,4", help="comma-separated indices into VARIANTS (default "
                     "0,1,2,3,4; 5 and 6, self-training and one timbre, on demand)")
     ap.add_argument("--reuse", action="store_true", help="reuse the variants already run in bench/work/ablation")
@@ -117,6 +118,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/ABLATION.md")
     ap.add_argument("--into", default=None, help="also put the table into this report (e.g. bench/RESULTS.md)")
     a = ap.parse_args(argv)
+    if a.steps is None:
+        from bespoke.config import TrainSettings
+
+        a.steps = TrainSettings().total_steps(seeded=True)
     work = REPO / "bench" / "work" / "ablation"
     work.mkdir(parents=True, exist_ok=True)
     idx = [int(i) for i in a.variants.split(",")]

@@ -166,7 +166,10 @@ def cli():
               help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None,
               help="Random seed: the same seed, inputs and device give the same stem. Training then "
-                   "stops after a step count (--steps, or 2 per second of --budget), not on the clock.")
+                   "stops after a step count (--steps, or 3 per second of --budget), not on the clock.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Training arithmetic: auto uses bfloat16 where the CPU or GPU computes it natively "
+                   "(about twice as fast on such CPUs), else float32.")
 @click.option("--residual", type=click.Path(dir_okay=False), default=None,
               help="Also write everything except the target here.")
 @click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,
@@ -189,7 +192,7 @@ def cli():
                    "(.png, .pdf, .svg; needs matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors and warnings only.")
-def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, residual,
+def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, precision, residual,
              save_aligned, no_align, min_confidence, force, fmt, subtype, report, plot, overwrite, quiet):
     """Extract the part that MIDI plays from the recording MIX."""
     from . import api
@@ -214,6 +217,7 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
             plan_output(out, audio.sr, audio.n_channels, like=audio.subtype, fmt=fmt, subtype=subtype)
     settings = Settings()
     settings.align.keep_cost = bool(plot)
+    settings.train.precision = precision
     res = api.separate(audio, pm, target=index, program=program, soundfont=soundfont, budget=budget,
                        steps=steps, device=device, seed=seed, align=not no_align, min_confidence=min_confidence,
                        settings=settings, force=force, progress=_checked_progress(not quiet),

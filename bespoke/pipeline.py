@@ -429,7 +429,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
                 del est, mask
             steps = None if total_steps is None else max(1, int(round(total_steps * share)))
             results.append(fit(model, data, budget=tr.budget * share, device=device, seed=seed + k, steps=steps,
-                               batch_size=tr.batch_size, lr=tr.lr,
+                               batch_size=tr.batch_size, lr=tr.lr, precision=tr.precision, ema=tr.ema,
                                on_progress=lambda f, loss, d=done, s_=share: update(d + s_ * f, loss=f"{loss:.3f}")))
             done += share
     result = results[0]

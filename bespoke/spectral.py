@@ -110,29 +110,38 @@ def harmonic_template(notes: np.ndarray, grid: Grid, n_frames: int, t0: float = 
     if len(notes) == 0 or n_frames == 0:
         return T
     frame_t = t0 + np.arange(n_frames) * grid.hop / grid.sr
-    lf = np.log2(grid.log_freqs)
-    sig = width_semitones / 12.0
-    cache = {}
     for s, e, p, _v in notes:
         i0 = int(np.searchsorted(frame_t, s))
         i1 = int(np.searchsorted(frame_t, e + release))
         if i1 <= i0 or i1 <= 0 or i0 >= n_frames:
             continue
-        key = int(round(p * 4))
-        col = cache.get(key)
-        if col is None:
-            f0 = midi_to_hz(p, tuning_cents)
-            h = np.arange(1, n_harmonics + 1)
-            fh = f0 * h
-            h, fh = h[fh < grid.sr / 2], fh[fh < grid.sr / 2]
-            amp = h ** (-decay) if decay > 0 else np.ones_like(fh)
-            d = (lf[:, None] - np.log2(fh)[None, :]) / sig
-            col = np.max(amp[None, :] * np.exp(-0.5 * d * d), axis=1).astype(np.float32) if len(fh) else \
-                np.zeros(grid.n_log, np.float32)
-            cache[key] = col
+        col = pitch_column(grid, int(round(p * 4)), float(tuning_cents), int(n_harmonics), float(width_semitones),
+                           float(decay))
         sl = slice(max(i0, 0), min(i1, n_frames))
         np.maximum(T[:, sl], col[:, None], out=T[:, sl])
     return T
+
+
+@lru_cache(maxsize=4096)
+def pitch_column(grid: Grid, quarter_tones: int, tuning_cents: float = 0.0, n_harmonics: int = 24,
+                 width_semitones: float = 0.35, decay: float = 0.0) -> np.ndarray:
+    """One pitch's harmonic bumps on the grid, float32 ``(n_log,)`` in [0, 1] (pitch given in
+    quarter semitones, ``round(4 * midi_pitch)``). Cached: training asks for the same few
+    pitches thousands of times. Read-only."""
+    lf = np.log2(grid.log_freqs)
+    sig = width_semitones / 12.0
+    f0 = midi_to_hz(quarter_tones / 4.0, tuning_cents)
+    h = np.arange(1, n_harmonics + 1)
+    fh = f0 * h
+    h, fh = h[fh < grid.sr / 2], fh[fh < grid.sr / 2]
+    if not len(fh):
+        col = np.zeros(grid.n_log, np.float32)
+    else:
+        amp = h ** (-decay) if decay > 0 else np.ones_like(fh)
+        d = (lf[:, None] - np.log2(fh)[None, :]) / sig
+        col = np.max(amp[None, :] * np.exp(-0.5 * d * d), axis=1).astype(np.float32)
+    col.setflags(write=False)
+    return col
 
 
 def onset_template(notes: np.ndarray, grid: Grid, n_frames: int, t0: float = 0.0,
@@ -148,8 +157,7 @@ def onset_template(notes: np.ndarray, grid: Grid, n_frames: int, t0: float = 0.0
         i1 = int(np.searchsorted(frame_t, s + 5 * tau))
         if i1 <= 0 or i0 >= n_frames:
             continue
-        one = harmonic_template(np.array([[s, e, p, v]]), grid, 1, t0=frame_t[min(max(i0, 0), n_frames - 1)],
-                                tuning_cents=tuning_cents, release=1.0)[:, 0]
+        one = pitch_column(grid, int(round(p * 4)), float(tuning_cents))
         sl = slice(max(i0, 0), min(i1, n_frames))
         env = np.exp(-np.clip(frame_t[sl] - s, 0, None) / tau).astype(np.float32)
         np.maximum(T[:, sl], one[:, None] * env[None, :], out=T[:, sl])

@@ -18,6 +18,7 @@ class TrainResult:
     seconds: float
     device: str
     losses: List[float] = field(default_factory=list)  # one per step
+    precision: str = "fp32"
 
     def curve(self, points: int = 50) -> List[List[float]]:
         """The loss curve smoothed to at most ``points`` (step, loss) pairs."""
@@ -45,6 +46,35 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise BespokeError(f"--device {device}: not a device torch knows ({e})") from e
 
 
+def training_precision(device: torch.device, precision: str = "auto"):
+    """How the network computes while it trains: ``(autocast dtype or None, channels_last)``.
+
+    'auto': bfloat16 autocast where the hardware computes it natively (a CUDA GPU that supports
+    it; a CPU whose oneDNN reports bf16 support, e.g. AVX512-BF16 or AMX), which about halves a
+    CPU step; elsewhere float32 in channels-last layout (about 1.4x faster than the default
+    layout on CPU). 'fp32': float32, default layout. 'bf16': bfloat16 autocast regardless.
+    The weights and the optimizer stay float32 in every case; inference is float32.
+    """
+    from .errors import BespokeError
+
+    p = (precision or "auto").lower()
+    if p not in ("auto", "fp32", "bf16"):
+        raise BespokeError(f"precision {precision!r}: use auto, fp32 or bf16")
+    if p == "fp32":
+        return None, False
+    if p == "bf16":
+        return torch.bfloat16, False
+    if device.type == "cuda":
+        return (torch.bfloat16 if torch.cuda.is_bf16_supported() else None), False
+    if device.type == "cpu":
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return (torch.bfloat16, False) if native else (None, True)
+    return None, False
+
+
 def masked_loss(mask_log: torch.Tensor, mag_x: torch.Tensor, mag_t: torch.Tensor, feat: Features) -> torch.Tensor:
     """L1 between the masked mixture and the target magnitude on linear bins, relative to the
     mixture's mean magnitude (per example, so loud and quiet examples weigh alike)."""
@@ -56,18 +86,27 @@ def masked_loss(mask_log: torch.Tensor, mag_x: torch.Tensor, mag_t: torch.Tensor
 
 def fit(model: torch.nn.Module, data: TrainingSet, budget: float = 60.0, device="cpu",
         on_progress: Optional[Callable[[float, float], None]] = None, seed: int = 0,
-        steps: Optional[int] = None, batch_size: int = 8, lr: float = 2e-3) -> TrainResult:
+        steps: Optional[int] = None, batch_size: int = 8, lr: float = 2e-3,
+        precision: str = "auto", ema: float = 0.0) -> TrainResult:
     """Train ``model`` on examples from ``data`` for ``budget`` seconds (or exactly ``steps`` steps).
 
     The learning rate follows a cosine over the run (time-based when only a budget is given).
-    ``on_progress(fraction_done, loss)`` is called after every step.
+    ``on_progress(fraction_done, loss)`` is called after every step. ``precision``: see
+    training_precision. ``ema`` > 0: the model ends with an exponential moving average of its
+    weights over the steps (this decay per step) rather than the last step's: less noise from
+    the last few batches.
     """
     dev = torch.device(device)
+    amp, channels_last = training_precision(dev, precision)
     model.to(dev).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     feat = Features(data.grid, dev)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    params = [p for p in model.parameters()]
+    avg = [p.detach().clone() for p in params] if ema > 0 else None
     t_start = time.perf_counter()
     losses: List[float] = []
     step = 0
@@ -81,16 +120,31 @@ def fit(model: torch.nn.Module, data: TrainingSet, budget: float = 60.0, device=
         for gp in opt.param_groups:
             gp["lr"] = lr_now
         x, mag_x, mag_t = make_batch(feat, data.sample(rng, batch_size))
-        mask = model(x)
-        loss = masked_loss(mask, mag_x, mag_t, feat)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            mask = model(x)
+        loss = masked_loss(mask.float(), mag_x, mag_t, feat)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        if avg is not None:
+            d = min(ema, step / (step + 10.0))  # a short run averages over what it has
+            with torch.no_grad():
+                for a, p in zip(avg, params):
+                    a.mul_(d).add_(p.detach(), alpha=1.0 - d)
         losses.append(float(loss.detach()))
         step += 1
         if on_progress is not None:
             done = step / steps if steps else (time.perf_counter() - t_start) / max(budget, 1e-9)
             on_progress(min(done, 1.0), losses[-1])
+    if avg is not None:
+        with torch.no_grad():
+            for a, p in zip(avg, params):
+                p.copy_(a)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
-    return TrainResult(steps=step, seconds=time.perf_counter() - t_start, device=str(dev), losses=losses)
+    return TrainResult(steps=step, seconds=time.perf_counter() - t_start, device=str(dev), losses=losses,
+                       precision="bf16" if amp is not None else "fp32")

@@ -48,3 +48,20 @@ def test_usage_errors_are_one_line(argv, words, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("bespoke: error: ") and words in err[0], err
     assert "--help" in err[0]
+
+
+def test_seed_help_and_readme_state_the_seeded_pace(capsys):
+    """--seed's help and the README say how many steps a second of budget becomes: the figure
+    the code uses."""
+    import re
+
+    from bespoke.cli import main
+    from bespoke.config import TrainSettings
+
+    main(["separate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    rate = TrainSettings().seeded_rate
+    assert rate == int(rate)
+    said = re.findall(r"or (\d+) per second of", out)
+    readme = re.findall(r"or (\d+) per second of budget", (REPO / "README.md").read_text())
+    assert said == [str(int(rate))] and readme == [str(int(rate))], (said, readme)
