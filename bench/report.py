@@ -57,6 +57,13 @@ def mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
+def _seeded_rate() -> float:
+    """Training steps per second of budget in a seeded run (bespoke's TrainSettings)."""
+    from bespoke.config import TrainSettings
+
+    return TrainSettings().seeded_rate
+
+
 def write_report(doc: dict, path, json_name: str = "results.json") -> None:
     meta, songs, results = doc["meta"], doc["songs"], doc["results"]
     checks = doc.get("cli_checks", [])
@@ -242,8 +249,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "log-frequency grid (24 bins per octave), soft-mask reconstruction. bespoke's own first pass is the "
       "same code with wider bands (±80 cents on a 36-bin grid) and onset templates for struck and plucked "
       "parts only; the Ablation section has it alone. bespoke: `bespoke.api.separate` at default settings in a process of its own, with seed 0 "
-      "(so a --budget of B seconds trains exactly 2 B steps (about what B seconds buy on 2 idle cores), whatever the machine's load; the time columns "
-      "show what those steps cost).")
+      f"(so a --budget of B seconds trains exactly {_seeded_rate():g} B steps (about what B seconds buy on 2 idle "
+      "cores), whatever the machine's load; the time columns show what those steps cost).")
     w("- Real songs (TRIOS, CC BY-NC-SA, read from shared/ and never copied into the repository): the tool gets "
       "the hand-aligned MIDI warped by a smooth random tempo curve (±20 %) and shifted by 1-2 s (fixed seeds). "
       "Synthetic songs: music21 corpus scores performed with a tempo curve, held fermatas, asynchrony and "
@@ -260,3 +267,4 @@ if __name__ == "__main__":
         sys.exit("usage: python -m bench.report RESULTS.json RESULTS.md")
     d = json.loads(Path(sys.argv[1]).read_text())
     write_report(d, sys.argv[2], json_name=os.path.relpath(sys.argv[1], Path(sys.argv[2]).parent))
+
