@@ -254,7 +254,8 @@ class Runner:
         lines = [ln.rstrip() for ln in err.splitlines() if ln.strip()]
         warnings_ = [ln[len("bespoke: warning:"):].strip() for ln in lines if ln.startswith("bespoke: warning:")]
         if proc.returncode != 0:
-            if self.stopping.is_set() and proc.returncode in (130, -signal.SIGINT, -signal.SIGKILL):
+            if self.stopping.is_set() and proc.returncode in (130, -signal.SIGINT, -signal.SIGTERM,
+                                                                 -signal.SIGKILL):
                 return Outcome(row, "stopped", secs, "interrupted", warnings=warnings_)
             msg = _last(lines, "bespoke: error:") or (lines[-1] if lines else f"exit status {proc.returncode}")
             return Outcome(row, "failed", secs, msg, warnings=warnings_)
@@ -268,14 +269,16 @@ class Runner:
         return Outcome(row, "done", secs, confidence=conf, warnings=warnings_)
 
     def stop(self) -> None:
-        """Ctrl-C for every running job; those still running after STOP_GRACE_S are killed."""
+        """Stop every running job: SIGTERM, which a job handles like Ctrl-C (it removes its
+        temporary files), and which, unlike SIGINT, a job started under nohup or from a background
+        shell job does not ignore. Those still running after STOP_GRACE_S are killed."""
         self.stopping.set()
         with self._lock:
             procs = list(self._procs)
         for p in procs:
             if p.poll() is None:
                 try:
-                    p.send_signal(signal.SIGINT)
+                    p.send_signal(signal.SIGTERM)
                 except OSError:
                     pass
         deadline = time.monotonic() + STOP_GRACE_S

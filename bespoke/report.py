@@ -114,6 +114,7 @@ def build_report(result, inputs: dict, outputs: dict, command: Optional[Sequence
             "steps": tr.steps,
             "seconds": tr.seconds,
             "device": tr.device,
+            "precision": getattr(tr, "precision", None),
             "final_loss": (sum(losses[-10:]) / len(losses[-10:])) if losses else None,
             "loss_curve": tr.curve(100) if hasattr(tr, "curve") else [],
         }

@@ -105,7 +105,7 @@ def fit(model: torch.nn.Module, data: TrainingSet, budget: float = 60.0, device=
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     avg = [p.detach().clone() for p in params] if ema > 0 else None
     t_start = time.perf_counter()
     losses: List[float] = []

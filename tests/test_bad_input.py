@@ -225,6 +225,13 @@ def test_align_force_writes_a_doubtful_alignment_with_a_warning(tiny_song, bad, 
     assert rc == 0 and capsys.readouterr().err == ""
 
 
+def _sigint_default():
+    """Run in the child before exec: Ctrl-C acts as in a terminal even when the tests run where
+    SIGINT is ignored (a background job of a non-interactive shell, nohup), which a child
+    would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_training_leaves_no_file(tiny_song, tmp_path):
     """A real SIGINT to a running 'bespoke separate', sent once it trains."""
     out, rest = tmp_path / "stem.wav", tmp_path / "rest.wav"
@@ -233,7 +240,7 @@ def test_ctrl_c_during_training_leaves_no_file(tiny_song, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "bespoke.cli", "separate", str(tiny_song / "mix.wav"), str(tiny_song / "melody.mid"),
          "-o", str(out), "--residual", str(rest), "--report", str(tmp_path / "r.json"), "--steps", "100000",
-         "--device", "cpu"], stderr=subprocess.PIPE, env=env)
+         "--device", "cpu"], stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default)
     seen = b""
     try:
         deadline = time.monotonic() + 300

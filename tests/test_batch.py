@@ -97,6 +97,13 @@ def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
+def _sigint_default():
+    """Run in the child before exec: Ctrl-C acts as in a terminal even when the tests run where
+    SIGINT is ignored (a background job of a non-interactive shell, nohup), which a child
+    would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     """Rows: an output that exists (skipped), a missing MIDI (fails), a good song (done), and a
     very long one that Ctrl-C stops. Then the same album again: the finished rows are skipped."""
@@ -112,7 +119,8 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
         r + ("," if not r.endswith("out/long.wav,") else ",100000") for r in rows) + "\n")
     proc = subprocess.Popen([sys.executable, "-m", "bespoke.cli", "batch", str(m), "--jobs", "2", "--steps", "3",
                              "--device", "cpu", "--seed", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(tmp_path))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(tmp_path),
+                            preexec_fn=_sigint_default)
     seen = b""
     try:
         deadline = time.monotonic() + 400
@@ -147,6 +155,47 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == "bespoke: error: 1 of 3 rows failed (see the table)"
     assert proc.stdout.strip().splitlines()[-1] == "3 rows: 2 skipped, 1 failed"
     assert (tmp_path / "out" / "good.flac").stat().st_mtime_ns == before
+
+
+def _sigint_ignored():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_batch_under_nohup_stops_its_jobs_cleanly_on_sigterm(tiny_song, tmp_path):
+    """A batch started where SIGINT is ignored (nohup, a background job), so its jobs ignore
+    SIGINT too, and stopped with kill (SIGTERM): the running job still cleans up at once
+    (stopped, no file left), rather than being killed after the grace period."""
+    from bespoke.batch import STOP_GRACE_S
+
+    song = tiny_song
+    (tmp_path / "out").mkdir()
+    m = write(tmp_path / "album.csv", "mix,midi,out,steps\n"
+              f"{song}/mix.wav,{song}/melody.mid,out/good.wav,3\n"
+              f"{song}/mix.wav,{song}/melody.mid,out/long.wav,100000\n")
+    proc = subprocess.Popen([sys.executable, "-m", "bespoke.cli", "batch", str(m), "--jobs", "2", "--device", "cpu",
+                             "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+                            cwd=str(tmp_path), preexec_fn=_sigint_ignored)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 400
+        while b"good.wav" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            seen += os.read(proc.stderr.fileno(), 4096)
+        assert b"good.wav" in seen, seen.decode(errors="replace")
+        time.sleep(1.0)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = (seen + err).decode()
+    assert proc.returncode == 130, err
+    status = {ln.split()[4]: ln.split()[1] for ln in out.decode().splitlines()[1:-1]}
+    assert status == {"out/good.wav": "done", "out/long.wav": "stopped"}, out
+    assert took < STOP_GRACE_S, took
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.wav"]
 
 
 def test_parallel_jobs_split_the_cpu_threads(monkeypatch):

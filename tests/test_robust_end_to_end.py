@@ -39,6 +39,7 @@ def test_multichannel_float_in_flac_out_with_report_and_plot(tiny_song, tmp_path
     assert r["versions"]["torch"] and r["versions"]["libsndfile"]
     assert set(r["timings"]) >= {"align", "synth", "train", "separate", "total"}
     assert r["training"]["steps"] == 5 and len(r["training"]["loss_curve"]) == 5
+    assert r["training"]["precision"] in ("fp32", "bf16") and r["settings"]["train"]["precision"] == "auto"
     assert r["settings"]["train"]["steps"] == 5 and r["settings"]["align"]["keep_cost"] is True
     assert r["outputs"]["stem"]["subtype"] == "PCM_24" and r["outputs"]["residual"]["subtype"] == "FLOAT"
     assert r["command"][:2] == ["bespoke", "separate"]
