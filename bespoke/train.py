@@ -46,13 +46,27 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise BespokeError(f"--device {device}: not a device torch knows ({e})") from e
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16). oneDNN also
+    runs bfloat16 on plain AVX512 by emulation, slower than float32, so its own "bf16 supported"
+    check is not the question."""
+    try:
+        caps = torch.cpu.get_capabilities()
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    except (AttributeError, RuntimeError):
+        try:
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        except (AttributeError, RuntimeError):
+            return False
+
+
 def training_precision(device: torch.device, precision: str = "auto"):
     """How the network computes while it trains: ``(autocast dtype or None, channels_last)``.
 
     'auto': bfloat16 autocast where the hardware computes it natively (a CUDA GPU that supports
-    it; a CPU whose oneDNN reports bf16 support, e.g. AVX512-BF16 or AMX), which about halves a
-    CPU step; elsewhere float32 in channels-last layout (about 1.4x faster than the default
-    layout on CPU). 'fp32': float32, default layout. 'bf16': bfloat16 autocast regardless.
+    it; a CPU with AVX512-BF16 or AMX, see cpu_has_native_bf16), which about halves a CPU step;
+    elsewhere float32 in channels-last layout (about 1.4x faster than the default layout on
+    CPU). 'fp32': float32, default layout. 'bf16': bfloat16 autocast regardless.
     The weights and the optimizer stay float32 in every case; inference is float32.
     """
     from .errors import BespokeError
@@ -67,11 +81,7 @@ def training_precision(device: torch.device, precision: str = "auto"):
     if device.type == "cuda":
         return (torch.bfloat16 if torch.cuda.is_bf16_supported() else None), False
     if device.type == "cpu":
-        try:
-            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            native = False
-        return (torch.bfloat16, False) if native else (None, True)
+        return (torch.bfloat16, False) if cpu_has_native_bf16() else (None, True)
     return None, False
 
 

@@ -32,11 +32,25 @@ def test_precision_choice():
     assert training_precision(cpu, "fp32") == (None, False)
     assert training_precision(cpu, "bf16") == (torch.bfloat16, False)
     amp, channels_last = training_precision(cpu, "auto")
-    # auto on a CPU: bfloat16 exactly when oneDNN computes it natively, else float32 channels-last
+    # auto on a CPU: bfloat16 exactly when the CPU has it in hardware, else float32 channels-last
     assert (amp, channels_last) in ((torch.bfloat16, False), (None, True))
-    assert (amp is not None) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    caps = torch.cpu.get_capabilities()
+    assert (amp is not None) == bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
     with pytest.raises(BespokeError):
         training_precision(cpu, "fp8")
+
+
+def test_auto_precision_avoids_emulated_bf16(monkeypatch):
+    """A CPU with AVX512 but no bfloat16 instructions (oneDNN would emulate it, slower than
+    float32) trains in float32, channels-last; one with AVX512-BF16 or AMX in bfloat16."""
+    from bespoke import train
+
+    cpu = torch.device("cpu")
+    base = {"avx512_f": True, "avx512_bw": True, "avx512_vl": True, "avx512_dq": True}
+    for caps, expected in ((dict(base), (None, True)), (dict(base, avx512_bf16=True), (torch.bfloat16, False)),
+                           (dict(base, amx_bf16=True), (torch.bfloat16, False)), ({}, (None, True))):
+        monkeypatch.setattr(train.torch.cpu, "get_capabilities", lambda c=caps: c)
+        assert train.training_precision(cpu, "auto") == expected, caps
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
