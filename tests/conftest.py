@@ -63,3 +63,43 @@ def tiny_song(tmp_path_factory):
     solo.write(str(d / "melody.mid"))
     true.write(str(d / "true.mid"))
     return d
+
+
+def signal_cli(args, marker: bytes, sig, *, cwd=None, deadline_s: float = 400.0, settle_s: float = 0.0,
+               ignore_sigint: bool = False):
+    """Start ``python -m bespoke.cli ARGS``, wait until ``marker`` shows on its stderr, then send it
+    ``sig`` and let it finish. Returns ``(returncode, stdout, stderr, seconds it took to stop)``.
+
+    The child starts with SIGINT at its default (Ctrl-C acts as in a terminal even when the
+    tests run where SIGINT is ignored, e.g. a background job or nohup, which a child would
+    inherit), or ignored with ``ignore_sigint`` (to play such a run). It leads a process group of
+    its own, killed whole if the test fails, so no job it started keeps running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    disposition = signal.SIG_IGN if ignore_sigint else signal.SIG_DFL
+    proc = subprocess.Popen([sys.executable, "-m", "bespoke.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=None if cwd is None else str(cwd),
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
+    seen = b""
+    try:
+        deadline = time.monotonic() + deadline_s
+        while marker not in seen and time.monotonic() < deadline and proc.poll() is None:
+            seen += os.read(proc.stderr.fileno(), 4096)
+        assert marker in seen, seen.decode(errors="replace")
+        time.sleep(settle_s)
+        t = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out.decode(errors="replace"), (seen + err).decode(errors="replace"), took

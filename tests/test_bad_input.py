@@ -2,9 +2,7 @@
 traceback, and no file written (not even a temporary one)."""
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mido
@@ -15,7 +13,7 @@ import soundfile as sf
 
 from bespoke.cli import main
 
-from conftest import make_score
+from conftest import make_score, signal_cli
 
 
 @pytest.fixture(scope="module")
@@ -225,38 +223,16 @@ def test_align_force_writes_a_doubtful_alignment_with_a_warning(tiny_song, bad, 
     assert rc == 0 and capsys.readouterr().err == ""
 
 
-def _sigint_default():
-    """Run in the child before exec: Ctrl-C acts as in a terminal even when the tests run where
-    SIGINT is ignored (a background job of a non-interactive shell, nohup), which a child
-    would otherwise inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_during_training_leaves_no_file(tiny_song, tmp_path):
     """A real SIGINT to a running 'bespoke separate', sent once it trains."""
     out, rest = tmp_path / "stem.wav", tmp_path / "rest.wav"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1])]
-                                                       + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bespoke.cli", "separate", str(tiny_song / "mix.wav"), str(tiny_song / "melody.mid"),
-         "-o", str(out), "--residual", str(rest), "--report", str(tmp_path / "r.json"), "--steps", "100000",
-         "--device", "cpu"], stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 300
-        while b"train" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            seen += os.read(proc.stderr.fileno(), 4096)
-        assert b"train" in seen, seen.decode(errors="replace")
-        proc.send_signal(signal.SIGINT)
-        rest_err = proc.communicate(timeout=120)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = (seen + rest_err).decode(errors="replace")
+    rc, _out, err, _took = signal_cli(
+        ["separate", tiny_song / "mix.wav", tiny_song / "melody.mid", "-o", out, "--residual", rest,
+         "--report", tmp_path / "r.json", "--steps", "100000", "--device", "cpu"], b"train", signal.SIGINT,
+        deadline_s=300)
     # 130; or death by SIGINT, which shells also report as 130: CPython exits that way when the
     # KeyboardInterrupt passed through code a C extension ran with PyRun_*, even once caught
-    assert proc.returncode in (130, -signal.SIGINT), err
+    assert rc in (130, -signal.SIGINT), err
     assert err.strip().splitlines()[-1] == "bespoke: error: interrupted; no output was written"
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []

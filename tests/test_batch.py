@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,8 @@ import pytest
 from bespoke.batch import Outcome, Row, read_manifest, separate_args, summary_table
 from bespoke.cli import main
 from bespoke.errors import InputError
+
+from conftest import signal_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,13 +98,6 @@ def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
-def _sigint_default():
-    """Run in the child before exec: Ctrl-C acts as in a terminal even when the tests run where
-    SIGINT is ignored (a background job of a non-interactive shell, nohup), which a child
-    would otherwise inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     """Rows: an output that exists (skipped), a missing MIDI (fails), a good song (done), and a
     very long one that Ctrl-C stops. Then the same album again: the finished rows are skipped."""
@@ -117,26 +111,9 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     # the long row trains 100000 steps (hours): only Ctrl-C ends it
     m = write(tmp_path / "album.csv", "mix,midi,out,target,steps\n" + "\n".join(
         r + ("," if not r.endswith("out/long.wav,") else ",100000") for r in rows) + "\n")
-    proc = subprocess.Popen([sys.executable, "-m", "bespoke.cli", "batch", str(m), "--jobs", "2", "--steps", "3",
-                             "--device", "cpu", "--seed", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(tmp_path),
-                            preexec_fn=_sigint_default)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 400
-        while b"good.flac" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            seen += os.read(proc.stderr.fileno(), 4096)
-        assert b"good.flac" in seen, seen.decode(errors="replace")
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = (seen + err).decode()
-    out = out.decode()
-    assert proc.returncode == 130, err
+    rc, out, err, _took = signal_cli(["batch", m, "--jobs", "2", "--steps", "3", "--device", "cpu", "--seed", "0"],
+                                     b"good.flac", signal.SIGINT, cwd=tmp_path, settle_s=1.0)
+    assert rc == 130, err
     assert err.strip().splitlines()[-1].startswith("bespoke: error: interrupted")
     assert "Traceback" not in err
     status = {ln.split()[4]: ln.split()[1] for ln in out.splitlines()[1:-1]}
@@ -157,10 +134,6 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     assert (tmp_path / "out" / "good.flac").stat().st_mtime_ns == before
 
 
-def _sigint_ignored():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def test_a_batch_under_nohup_stops_its_jobs_cleanly_on_sigterm(tiny_song, tmp_path):
     """A batch started where SIGINT is ignored (nohup, a background job), so its jobs ignore
     SIGINT too, and stopped with kill (SIGTERM): the running job still cleans up at once
@@ -172,27 +145,10 @@ def test_a_batch_under_nohup_stops_its_jobs_cleanly_on_sigterm(tiny_song, tmp_pa
     m = write(tmp_path / "album.csv", "mix,midi,out,steps\n"
               f"{song}/mix.wav,{song}/melody.mid,out/good.wav,3\n"
               f"{song}/mix.wav,{song}/melody.mid,out/long.wav,100000\n")
-    proc = subprocess.Popen([sys.executable, "-m", "bespoke.cli", "batch", str(m), "--jobs", "2", "--device", "cpu",
-                             "--seed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
-                            cwd=str(tmp_path), preexec_fn=_sigint_ignored)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 400
-        while b"good.wav" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            seen += os.read(proc.stderr.fileno(), 4096)
-        assert b"good.wav" in seen, seen.decode(errors="replace")
-        time.sleep(1.0)
-        t = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-        took = time.monotonic() - t
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = (seen + err).decode()
-    assert proc.returncode == 130, err
-    status = {ln.split()[4]: ln.split()[1] for ln in out.decode().splitlines()[1:-1]}
+    rc, out, err, took = signal_cli(["batch", m, "--jobs", "2", "--device", "cpu", "--seed", "0"], b"good.wav",
+                                    signal.SIGTERM, cwd=tmp_path, settle_s=1.0, ignore_sigint=True)
+    assert rc == 130, err
+    status = {ln.split()[4]: ln.split()[1] for ln in out.splitlines()[1:-1]}
     assert status == {"out/good.wav": "done", "out/long.wav": "stopped"}, out
     assert took < STOP_GRACE_S, took
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.wav"]
