@@ -25,6 +25,12 @@ score at that tempo. Then finer levels down to 10 ms, each only inside a band ar
 previous level's path, in overlapping blocks of rows: the largest matrix ever built is one block
 of the band, whatever the length of the recording.
 
+Tempo prior: a note-level search then corrects the finest path (note_dp_times): every distinct
+onset of the score gets an audio time within a few seconds of the path's, and the performer a
+tempo that drifts at a price (a hidden state), so that a passage the path crammed or stretched to
+land on another voice's notes of the same pitches costs what it should; the finest DTW runs again
+in a narrow band around its result.
+
 Confidence: the global path's cost against the cost of the same search with the score
 transposed by a tritone (music that is not in the recording), squashed to [0, 1].
 
@@ -148,14 +154,16 @@ class AlignParams:
     max_squeeze: int = 2             # >= 2: the score may advance at most this many frames per audio frame
                                      #   (no lone score steps) below the global level; 0: free
     squeeze_coarse: bool = True      # ... and in the global DTW at the recording's tempo (and its null)
-    note_dp: bool = True             # tempo prior: a note-level search (see note_dp) then the finest DTW again
-    dp_window: float = 3.0           #   s either side of the first path an onset may move
-    dp_step: int = 2                 #   finest frames between candidate onset times
-    dp_lambda: float = 50.0          #   weight (in frames of cost) of the tempo penalty per onset
+    note_dp: bool = True             # tempo prior: a note-level search (see note_dp_band) then the finest DTW again
+    dp_window: float = 6.0           #   s either side of the first path an onset may move
+    dp_step: int = 3                 #   finest frames between candidate onset times (then refined, see below)
+    dp_refine_s: float = 0.3         #   a second search within this many s of the first, every 2 frames
+    dp_lambda: float = 50.0          #   weight (in frames of cost) of an interval's departure from the tempo
     dp_stretch: float = 0.3          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
     dp_onset: float = 5.0            #   weight (in frames) of the onset evidence at each onset
-    dp_tempo_notes: int = 8          #   > 0: tempo relative to the path's local tempo (median over this many
-                                     #   onsets either side) instead of the average
+    dp_tempo_bins: int = 15          #   the performer's tempo, a hidden state: this many bins of log-tempo ...
+    dp_tempo_step: float = 0.1       #   ... this far apart, centred on the average tempo
+    dp_tempo_change: float = 100.0   #   penalty per unit of log-tempo change between onsets
     dp_passes: int = 1               #   times the note-level search and the finest DTW are run
     dp_radius: float = 0.3           #   band (s) of the finest DTW around the note-level map
 
@@ -630,30 +638,43 @@ def _band_around(g: np.ndarray, radius: float, model: CostModel) -> Tuple[np.nda
 
 def note_dp_band(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: ScoreFeatures, k: float,
                  p: AlignParams) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """A tempo prior (note_dp_times) around the path (rows, cols) of ``model``: the band of columns
+    per row within ``p.dp_radius`` s of the map through the onsets' chosen times, or None."""
+    res = note_dp_times(rows, cols, model, score, k, p)
+    if res is None:
+        return None
+    on, t = res
+    tm = path_to_timemap(rows, cols, model.s0, model.s_period, model.a_period)
+    st = model.s0 + np.arange(model.n_rows) * model.s_period
+    g = np.interp(st, on, t)
+    # beyond the first and last onsets: the path's own map
+    g = np.where(st < on[0], tm(st), g)
+    g = np.where(st > on[-1], tm(st) - tm(on[-1]) + t[-1], g)
+    return _band_around(np.maximum.accumulate(g), p.dp_radius, model)
+
+
+def note_dp_times(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: ScoreFeatures, k: float,
+                  p: AlignParams) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """A tempo prior: each score onset u_i gets an audio time t_i near the path's (within
-    ``p.dp_window`` s), chosen by dynamic programming over the onsets to minimise
+    ``p.dp_window`` s), and the performer a tempo tau_i (a hidden state, ``p.dp_tempo_bins`` bins of
+    log-tempo around the average tempo k), chosen by dynamic programming over the onsets to minimise
       sum_i [ dp_onset * onset cost of u_i's notes at t_i
               + sum of the presence cost of the notes sounding in [u_i, u_i+1) over [t_i, t_i+1)
-              + dp_lambda * rho(log((t_i+1 - t_i) / (k (u_i+1 - u_i)))) ]
-    with rho(x) = dp_stretch * x for x > 0 (a note held longer: fermatas, ritardandi, cheap) and
-    -x for x < 0 (a passage played faster than the average tempo, dear). The path of the DTW may
-    jump a run of notes onto another voice's notes of the same pitches; getting there and back
-    takes stretches and squeezes over several notes, which this prices. Returns the band of
-    columns per row of ``model`` within ``p.dp_radius`` s of the map through the (u_i, t_i)."""
+              + dp_tempo_change * |log tau_i+1 - log tau_i|
+              + dp_lambda * rho(log((t_i+1 - t_i) / (tau_i+1 (u_i+1 - u_i)))) ]
+    with rho(x) = dp_stretch * x for x > 0 (a note held longer: fermatas, breaths, cheap) and -x for
+    x < 0 (a passage played faster than the current tempo, dear). The tempo drifts at a price, so a
+    passage played faster or slower throughout costs one change, not a penalty per note; the path of
+    the DTW may jump a run of notes onto another voice's notes of the same pitches, and getting there
+    and back takes tempo changes this prices. Searched every ``p.dp_step`` frames (onset evidence:
+    the best within each step), then again every 2 frames within ``p.dp_refine_s`` s of the result.
+    Returns (u ``(n_onsets,)`` the score's distinct onset times, t ``(n_onsets,)`` their audio times
+    in s), or None where there is nothing to search."""
     tm = path_to_timemap(rows, cols, model.s0, model.s_period, model.a_period)
     on = np.unique(np.round(score.starts, 3))
     n_on = len(on)
     if n_on < 3:
         return None
-    step = max(int(p.dp_step), 1)
-    per = model.a_period
-    half = int(round(p.dp_window / (per * step)))
-    cen = np.round(tm(on) / (per * step)).astype(np.int64)
-    offs = np.arange(-half, half + 1)
-    cand = (cen[:, None] + offs[None, :]) * step            # (n_on, M) audio frames
-    n_cols = model.n_cols
-    valid = (cand >= 0) & (cand < n_cols)
-    cand = np.clip(cand, 0, n_cols - 1)
     # score content: onset weights at u_i, presence weights over [u_i, u_i+1)
     ons_w = np.zeros((n_on, N_PITCH), np.float32)
     idx = np.searchsorted(on, np.round(score.starts, 3))
@@ -668,55 +689,94 @@ def note_dp_band(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: Sc
             ov = min(e_, edges[i + 1]) - max(s_, edges[i])
             if ov > 0:
                 act_w[i, pk] = max(act_w[i, pk], ov / seg[i])
-    sal = model.sal
-    osal = model.osal
-    L = np.zeros(n_on)
-    if p.dp_tempo_notes > 0:
-        import scipy.ndimage
+    t = _tempo_dp(tm(on), p.dp_window, max(int(p.dp_step), 1), on, ons_w, act_w, model, k, p)
+    if t is not None and p.dp_refine_s > 0 and p.dp_step > 2:
+        t = _tempo_dp(t, p.dp_refine_s, 2, on, ons_w, act_w, model, k, p)
+    return None if t is None else (on, t)
 
-        a0 = tm(on)
-        r0 = np.log(np.maximum(np.diff(a0), 1e-3) / (k * np.diff(on)))
-        L[:-1] = scipy.ndimage.median_filter(np.clip(r0, -1.5, 1.5), size=2 * p.dp_tempo_notes + 1, mode="nearest")
-    # onset cost at the candidates
-    E = np.empty(cand.shape, np.float64)
+
+def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_w: np.ndarray,
+              act_w: np.ndarray, model: CostModel, k: float, p: AlignParams) -> Optional[np.ndarray]:
+    """note_dp_band's search: candidates every ``step`` frames within ``window`` s of ``center``
+    (one audio time per onset); returns the chosen audio time (s) of each onset, or None."""
+    import scipy.ndimage
+
+    per = model.a_period
+    n_on, n_cols = len(on), model.n_cols
+    half = int(round(window / (per * step)))
+    M = 2 * half + 1
+    cen = np.round(np.asarray(center) / (per * step)).astype(np.int64)
+    cand = (cen[:, None] + np.arange(-half, half + 1)[None, :]) * step     # (n_on, M) audio frames
+    valid = (cand >= 0) & (cand < n_cols)
+    cand = np.clip(cand, 0, n_cols - 1)
+    # onset cost at the candidates: the best frame within each step
+    E = np.empty(cand.shape, np.float32)
     for i in range(n_on):
-        xo = osal[cand[i]].astype(np.float32) - model.mu_o
-        E[i] = p.dp_onset * _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
+        j0 = max(int(cand[i, 0]) - step // 2, 0)
+        j1 = min(int(cand[i, -1]) + step, n_cols)
+        xo = model.osal[j0:j1].astype(np.float32) - model.mu_o
+        e = _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
+        if step > 1:
+            e = scipy.ndimage.minimum_filter1d(e, size=step, mode="nearest")
+        E[i] = p.dp_onset * e[np.clip(cand[i] - j0, 0, len(e) - 1)]
     E[~valid] = np.inf
-    D = E[0].copy()
-    back = np.zeros((n_on, cand.shape[1]), np.int64)
+    nT = max(int(p.dp_tempo_bins), 1)
+    lt = math.log(k) + (np.arange(nT) - (nT - 1) / 2) * p.dp_tempo_step         # log tempo of each bin
+    change = (p.dp_tempo_change * p.dp_tempo_step
+              * np.abs(np.arange(nT)[:, None] - np.arange(nT)[None, :])).astype(np.float32)
+    D = np.repeat(E[0][:, None], nT, axis=1)                                    # (M, nT)
+    back_d = np.zeros((n_on, M, nT), np.int16)     # candidate steps back to the previous onset
+    back_l = np.zeros((n_on, M, nT), np.int8)      # previous tempo bin
+    inf = np.float32(np.inf)
     for i in range(n_on - 1):
-        j0, j1 = int(cand[i].min()), int(cand[i + 1].max()) + 1
-        xs = sal[j0:j1].astype(np.float32) - model.mu_s
-        c = _z_cost(act_w[i:i + 1], xs, model.cov_s, p.z_scale)[0].astype(np.float64) - p.skip_cost
-        cs = np.concatenate([[0.0], np.cumsum(c)])
-        a_ = cand[i][:, None] - j0
-        b_ = cand[i + 1][None, :] - j0
-        segcost = cs[np.maximum(b_, a_)] - cs[a_]              # (M, M): frames [t_i, t_i+1)
-        dt = (b_ - a_) * per
-        expect = k * (on[i + 1] - on[i]) * math.exp(L[i])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = np.log(np.maximum(dt, 1e-9) / expect)
-        pen = p.dp_lambda * np.where(x > 0, p.dp_stretch * x, -x)
-        T = D[:, None] + segcost + pen
-        T[dt <= 0] = np.inf
-        bi = np.argmin(T, axis=0)
-        D = T[bi, np.arange(T.shape[1])] + E[i + 1]
-        back[i + 1] = bi
+        # the tempo may change: G[m, l'] = min_l D[m, l] + change[l, l']
+        X = D[:, :, None] + change[None, :, :]
+        bl = np.argmin(X, axis=1)                                               # (M, nT)
+        G = np.take_along_axis(X, bl[:, None, :], axis=1)[:, 0, :]
+        # presence over [t_i, t_i+1): a difference of cumulative sums
+        j0, j1 = int(cand[i, 0]), int(cand[i + 1, -1]) + 1
+        if j1 <= j0:
+            return None
+        xs = model.sal[j0:j1].astype(np.float32) - model.mu_s
+        c = _z_cost(act_w[i:i + 1], xs, model.cov_s, p.z_scale)[0] - np.float32(p.skip_cost)
+        cs = np.concatenate([[0.0], np.cumsum(c, dtype=np.float64)]).astype(np.float32)
+        H = G - cs[cand[i] - j0][:, None]                                       # (M, nT)
+        # intervals of d candidate steps, d = 1 .. dmax (longer: a hold of several seconds at most)
+        du = on[i + 1] - on[i]
+        shift = int(cen[i + 1] - cen[i])
+        dmax = int(math.ceil((2.0 * k * du * math.exp(lt[-1] - math.log(k)) + 4.0) / (per * step)))
+        dmax = max(1, min(dmax, M + shift - 1))
+        d = np.arange(1, dmax + 1)
+        x = np.log(d * step * per)[:, None] - (lt[None, :] + math.log(du))     # (dmax, nT)
+        pen = (p.dp_lambda * np.where(x > 0, p.dp_stretch * x, -x)).astype(np.float32)
+        best = np.full((M, nT), inf, np.float32)
+        arg = np.zeros((M, nT), np.int16)
+        for dd in range(1, dmax + 1):
+            # candidate m' of onset i+1 is dd steps after candidate m = m' + shift - dd of onset i
+            off = shift - dd
+            lo, hi = max(0, -off), min(M, M - off)
+            if hi <= lo:
+                continue
+            v = H[lo + off:hi + off] + pen[dd - 1]
+            seg_best = best[lo:hi]
+            better = v < seg_best
+            seg_best[better] = v[better]
+            arg[lo:hi][better] = dd
+        D = best + cs[cand[i + 1] - j0][:, None] + E[i + 1][:, None]
+        back_d[i + 1] = arg
+        mprev = np.clip(np.arange(M)[:, None] + shift - arg, 0, M - 1)
+        back_l[i + 1] = np.take_along_axis(bl, mprev, axis=0)
     if not np.isfinite(D).any():
         return None
-    j = int(np.argmin(D))
+    m, l = (int(v) for v in np.unravel_index(int(np.argmin(D)), D.shape))
     sel = np.empty(n_on, np.int64)
     for i in range(n_on - 1, -1, -1):
-        sel[i] = j
-        j = back[i, j]
-    t = cand[np.arange(n_on), sel] * per
-    st = model.s0 + np.arange(model.n_rows) * model.s_period
-    g = np.interp(st, on, t)
-    # beyond the first and last onsets: the path's own map
-    g = np.where(st < on[0], tm(st), g)
-    g = np.where(st > on[-1], tm(st) - tm(on[-1]) + t[-1], g)
-    return _band_around(np.maximum.accumulate(g), p.dp_radius, model)
+        sel[i] = m
+        if i > 0:
+            dd = int(back_d[i, m, l])
+            l = int(back_l[i, m, l])
+            m = m + int(cen[i] - cen[i - 1]) - dd
+    return cand[np.arange(n_on), sel] * per
 
 
 def path_to_timemap(rows: np.ndarray, cols: np.ndarray, s0: float, s_period: float, a_period: float,

@@ -191,3 +191,42 @@ def test_squeeze_limited_steps():
             assert per_col.max() > 10
         else:
             assert per_col.max() <= limit
+
+
+def _roll_features(events, n_frames: int, rate: float = 100.0):
+    """MixFeatures of a recording holding ``events`` [(start s, end s, pitch, level)]: pitch salience
+    the level while a note sounds, onset salience the level at its start decaying over 50 ms."""
+    sal = np.zeros((n_frames, A.N_PITCH), np.float32)
+    ons = np.zeros((n_frames, A.N_PITCH), np.float32)
+    for s, e, pitch, level in events:
+        j0, j1, k = int(round(s * rate)), int(round(e * rate)), int(pitch) - A.PITCH_LO
+        sal[j0:j1, k] = np.maximum(sal[j0:j1, k], level)
+        tail = level * np.exp(-np.arange(min(10, n_frames - j0)) / (0.05 * rate))
+        ons[j0:j0 + len(tail), k] = np.maximum(ons[j0:j0 + len(tail), k], tail)
+    return A.MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=0.0)
+
+
+def test_tempo_prior_follows_a_tempo_change():
+    """The note-level search starts from a path at the average tempo, while the performance plays
+    its first half slowly and its second half 40 % faster: it puts every onset back where it is
+    heard, though a louder accompaniment keeps sounding the same pitches at other times."""
+    rng = np.random.default_rng(3)
+    pitches = rng.choice([60, 62, 64, 65, 67], size=32)
+    score_on = np.arange(32) * 0.5
+    notes = np.array([[u, u + 0.5, p, 90] for u, p in zip(score_on, pitches)])
+    ioi = np.where(np.arange(32) < 16, 0.6, 0.36)
+    true_on = 1.0 + np.concatenate([[0.0], np.cumsum(ioi[:-1])])
+    events = [(t, t + d, p, 0.6) for t, d, p in zip(true_on, ioi, pitches)]
+    acc = np.arange(0.0, 17.0, 0.25) + 0.1
+    events += [(t, t + 0.3, q, 1.0) for t, q in zip(acc, rng.choice([55, 60, 62, 64, 65, 67, 69], size=len(acc)))]
+    feats = _roll_features(events, n_frames=1800)
+    p = A.AlignParams()
+    score = A.ScoreFeatures(notes, p)
+    k = float((true_on[-1] + ioi[-1] - true_on[0]) / 16.0)
+    model = A.CostModel(score, feats, 1, 0.0, k / feats.rate, int(16.0 / (k / feats.rate)), p)
+    rows = np.arange(model.n_rows)
+    cols = np.round(true_on[0] * feats.rate + rows).astype(int)          # the average tempo throughout
+    on, t = A.note_dp_times(rows, cols, model, score, k, p)
+    assert np.allclose(on, score_on)
+    err = np.abs(t - true_on)
+    assert np.max(err) <= 0.03, np.round(err, 3)
