@@ -288,6 +288,16 @@ def main(argv=None) -> int:
             results.append(r)
             log(f"  {song.part_names[ti]:<12} {method:<18} FAILED: {err}")
 
+        def bespoke_run(ti, mname, midi, align, budget):
+            """One bespoke worker on target ti: (its folder, info, the stem), or None if it failed."""
+            d = work / song.name / f"t{ti}" / mname.replace(" ", "_").replace("=", "").replace("@", "_")
+            try:
+                info = run_worker(song.mix, midi, ti, d, align, budget, a.steps, a.extra_settings)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                fail(ti, mname, e)
+                return None
+            return d, info, read_mono(d / "stem.wav")
+
         # ---- bespoke (its own alignment) first: its aligned MIDI feeds the baselines
         aligned_pm = None
         align_seconds = None
@@ -296,13 +306,10 @@ def main(argv=None) -> int:
                 break
             mname = bespoke_name("bespoke", b, several)
             for ti in song.targets:
-                d = work / song.name / f"t{ti}" / mname.replace(" ", "_").replace("=", "")
-                try:
-                    info = run_worker(song.mix, song.score, ti, d, True, b, a.steps, a.extra_settings)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    fail(ti, mname, e)
+                run = bespoke_run(ti, mname, song.score, True, b)
+                if run is None:
                     continue
-                est = read_mono(d / "stem.wav")
+                d, info, est = run
                 apm = load_midi(d / "aligned.mid")
                 if aligned_pm is None:
                     aligned_pm, align_seconds = apm, info["timings"].get("align")
@@ -329,13 +336,10 @@ def main(argv=None) -> int:
                 break
             mname = bespoke_name("bespoke@true", b, several)
             for ti in [t for t in song.targets if t in tat]:
-                d = work / song.name / f"t{ti}" / mname.replace(" ", "_").replace("=", "").replace("@", "_")
-                try:
-                    info = run_worker(song.mix, song.truth, ti, d, False, b, a.steps, a.extra_settings)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    fail(ti, mname, e)
+                run = bespoke_run(ti, mname, song.truth, False, b)
+                if run is None:
                     continue
-                est = read_mono(d / "stem.wav")
+                d, info, est = run
                 add(ti, mname, est, info["wall"], **worker_fields(info, b))
                 if not a.keep_stems:
                     (d / "stem.wav").unlink(missing_ok=True)

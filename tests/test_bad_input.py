@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mido
 import numpy as np
-import pretty_midi
 import pytest
 import soundfile as sf
 
