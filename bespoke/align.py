@@ -160,7 +160,7 @@ class AlignParams:
     dp_refine_s: float = 0.3         #   a second search within this many s of the first, every 2 frames
     dp_lambda: float = 50.0          #   weight (in frames of cost) of an interval's departure from the tempo
     dp_stretch: float = 0.3          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
-    dp_onset: float = 5.0            #   weight (in frames) of the onset evidence at each onset
+    dp_onset: float = 8.0            #   weight (in frames) of the onset evidence at each onset
     dp_tempo_bins: int = 15          #   the performer's tempo, a hidden state: this many bins of log-tempo ...
     dp_tempo_step: float = 0.1       #   ... this far apart, centred on the average tempo
     dp_tempo_change: float = 100.0   #   penalty per unit of log-tempo change between onsets
