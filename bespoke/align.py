@@ -697,7 +697,7 @@ def note_dp_times(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: S
 
 def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_w: np.ndarray,
               act_w: np.ndarray, model: CostModel, k: float, p: AlignParams) -> Optional[np.ndarray]:
-    """note_dp_band's search: candidates every ``step`` frames within ``window`` s of ``center``
+    """note_dp_times' search: candidates every ``step`` frames within ``window`` s of ``center``
     (one audio time per onset); returns the chosen audio time (s) of each onset, or None."""
     import scipy.ndimage
 
@@ -744,7 +744,7 @@ def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_
         # intervals of d candidate steps, d = 1 .. dmax (longer: a hold of several seconds at most)
         du = on[i + 1] - on[i]
         shift = int(cen[i + 1] - cen[i])
-        dmax = int(math.ceil((2.0 * k * du * math.exp(lt[-1] - math.log(k)) + 4.0) / (per * step)))
+        dmax = int(math.ceil((2.0 * du * math.exp(lt[-1]) + 4.0) / (per * step)))   # twice the slowest tempo's, + 4 s
         dmax = max(1, min(dmax, M + shift - 1))
         d = np.arange(1, dmax + 1)
         x = np.log(d * step * per)[:, None] - (lt[None, :] + math.log(du))     # (dmax, nT)
