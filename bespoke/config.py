@@ -88,9 +88,15 @@ class Settings:
     train: TrainSettings = field(default_factory=TrainSettings)
     recipe: Recipe = field(default_factory=Recipe)
     nmf: NMFSettings = field(default_factory=NMFSettings)
-    # the stem's mask: net ** ensemble * nmf ** (1 - ensemble) (1: the network alone, 0: NMF alone),
-    # taken on the output's STFT bins. 0.4 measured best with the wide-band NMF (0.5 before it).
-    ensemble: float = 0.4
+    # The stem's mask pools the network's mask (weight ``ensemble``) and the NMF's (1 - ensemble) on
+    # the output's STFT bins (1: the network alone, 0: NMF alone). ensemble_pool "logit": a vote in
+    # log-odds, sigmoid(sharpness * (w logit(net) + (1 - w) logit(nmf))); "product": the geometric
+    # mean net ** w * nmf ** (1 - w) (the default before, at w = 0.4). Measured offline on the
+    # bench's 13 targets (same masks, 180 steps): logit 0.25 / 1.5 against product 0.4, real
+    # 8.32 / 8.04 dB, synthetic 7.69 / 7.36, same instrument 7.21 / 7.18.
+    ensemble: float = 0.25
+    ensemble_pool: str = "logit"
+    ensemble_sharpness: float = 1.5
     soundfont: Optional[str] = None
     program: Optional[int] = None   # GM program of the target (None: the MIDI's)
     device: str = "auto"

@@ -200,17 +200,20 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
     return mask, est, (mix - est).astype(np.float32)
 
 
-def ensemble_factors(net_mask: np.ndarray, grid, nmf_mask: np.ndarray, ngrid, weight: float):
-    """The stem's mask as separate.apply_masks factors: the weighted geometric mean
-    ``net ** weight * nmf ** (1 - weight)``, taken on the output's STFT bins (each mask keeps
-    its own grid's detail). A bin passes only where both methods let it, which removes the
-    leaks each has alone."""
+def ensemble_masks(net_mask: np.ndarray, grid, nmf_mask: np.ndarray, ngrid, settings: Settings) -> dict:
+    """The stem's mask as separate.apply_masks arguments (``factors``, ``pool``, ``sharpness``):
+    the network's mask ``(grid.n_log, n_frames)`` and the NMF's ``(ngrid.n_log, n_frames)`` pooled
+    by settings.ensemble_pool with the network's weight settings.ensemble (see config.Settings),
+    on the output's STFT bins (each mask keeps its own grid's detail). A weight of 1 or 0 gives
+    one method's mask as it is."""
+    weight = float(settings.ensemble)
     if weight >= 1.0:
-        return [(net_mask, grid, 1.0)]
+        return dict(factors=[(net_mask, grid, 1.0)])
     if weight <= 0.0:
-        return [(nmf_mask, ngrid, 1.0)]
-    return [(np.clip(net_mask, 1e-6, 1.0), grid, float(weight)),
-            (np.clip(nmf_mask, 1e-6, 1.0), ngrid, 1.0 - float(weight))]
+        return dict(factors=[(nmf_mask, ngrid, 1.0)])
+    return dict(factors=[(np.clip(net_mask, 1e-6, 1.0), grid, weight),
+                         (np.clip(nmf_mask, 1e-6, 1.0), ngrid, 1.0 - weight)],
+                pool=settings.ensemble_pool, sharpness=float(settings.ensemble_sharpness))
 
 
 class Excerpts:
@@ -321,6 +324,8 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     from .synth import Renderer, resolve_soundfont
     from .train import fit, resolve_device
 
+    if settings.ensemble_pool not in ("product", "logit"):
+        raise ValueError(f"Settings.ensemble_pool: {settings.ensemble_pool!r} is not product or logit")
     progress = progress or Progress(False)
     warnings_: List[str] = []
 
@@ -423,7 +428,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         for k, share in enumerate(phases):
             if k == 1:  # self-training: the target and the rest as the ensemble now hears them
                 mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device)
-                est = apply_masks(mix[None], grid.sr, ensemble_factors(mask, grid, nmf_mask, ngrid, settings.ensemble))[0]
+                est = apply_masks(mix[None], grid.sr, **ensemble_masks(mask, grid, nmf_mask, ngrid, settings))[0]
                 data.targets[-1] = Source(exc.cut(est), weight=tr.pseudo_weight, name="target as the ensemble hears it")
                 data.backgrounds[0] = Source(exc.cut(mix - est), train_onotes, name="rest as the ensemble hears it")
                 del est, mask
@@ -447,7 +452,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     with progress.stage("separate") as update:
         net_mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
                                 on_progress=lambda f: update(0.5 * f))
-        stem = apply_masks(audio.samples, audio.sr, ensemble_factors(net_mask, grid, nmf_mask, ngrid, settings.ensemble),
+        stem = apply_masks(audio.samples, audio.sr, **ensemble_masks(net_mask, grid, nmf_mask, ngrid, settings),
                            power=settings.mask_power, on_progress=lambda f: update(0.5 + 0.5 * f))
     masks = dict(net=net_mask, nmf=nmf_mask) if keep_model else None
     # free the song-long analysis arrays before the residual (a long song's peak is here)

@@ -60,15 +60,23 @@ def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s
 
 
 def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
-                block_s: float = 30.0, power: float = 1.0,
+                block_s: float = 30.0, power: float = 1.0, pool: str = "product", sharpness: float = 1.0,
                 on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
-    """Apply the weighted geometric mean of several masks, each on its own log-frequency grid:
+    """Apply several masks pooled into one, each on its own log-frequency grid:
     ``factors`` = [(mask ``(n_log_k, n_frames)``, grid_k, exponent_k)], combined on the input's
-    own STFT bins as ``prod_k m_k ** exponent_k`` (so a fine grid keeps its detail). The grids
-    must share the sample rate, window and hop (they may differ in bins per octave).
-    Returns float32 ``(n_channels, n_samples)``; see apply_mask."""
+    own STFT bins (so a fine grid keeps its detail). The grids must share the sample rate,
+    window and hop (they may differ in bins per octave).
+
+    pool "product": the weighted geometric mean ``prod_k m_k ** e_k``: a bin passes only where
+    every mask lets it. pool "logit": the masks' weighted vote in log-odds,
+    ``sigmoid(sharpness * sum_k e_k * logit(m_k))`` (``G / (G + R)`` with ``G = prod m_k ** (s e_k)``,
+    ``R = prod (1 - m_k) ** (s e_k)``): the product of experts on both sides, target and rest, so
+    a confident mask can outvote an unsure one. Returns float32 ``(n_channels, n_samples)``; see
+    apply_mask."""
     if not factors:
         raise ValueError("apply_masks: no mask given")
+    if pool not in ("product", "logit"):
+        raise ValueError(f"apply_masks: pool {pool!r} is not product or logit")
     grid = factors[0][1]
     for m, g, _w in factors:
         if (g.sr, g.n_fft, g.hop) != (grid.sr, grid.n_fft, grid.hop):
@@ -98,12 +106,18 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
         i0 = np.floor(idx).astype(int)
         i1 = np.minimum(i0 + 1, n_mask - 1)
         w = (idx - i0).astype(np.float32)
-        m_lin = None
+        m_lin = rest = None
         for (mask, _g, e), P in zip(factors, Ps):
             m = P @ (mask[:, i0] * (1 - w) + mask[:, i1] * w)
+            if pool == "logit":
+                e = e * sharpness
+                r = np.power(np.clip(1.0 - m, 1e-6, None), e)
+                rest = r if rest is None else rest * r
             if e != 1.0:
                 m = np.power(np.clip(m, 1e-6, None), e)
             m_lin = m if m_lin is None else m_lin * m
+        if pool == "logit":
+            m_lin = m_lin / np.maximum(m_lin + rest, 1e-12)
         if power != 1.0:
             m_lin = m_lin ** power
         Y = X * torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))[None]

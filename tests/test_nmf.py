@@ -77,6 +77,34 @@ def test_masks_on_two_grids_combine_on_the_output_bins():
         apply_masks(mix, SR, [(m24[0], g36, 1.0)])
 
 
+def test_logit_pooling_leaves_the_vote_to_the_informed_mask():
+    """apply_masks(pool="logit"): a mask of 0.5 everywhere (no opinion) changes nothing: with
+    weights 1/2 and sharpness 2 the pooled mask is the informed one itself, where the product
+    would scale it down; the sharpness sharpens; an unknown pool is refused."""
+    import dataclasses
+
+    from bespoke.separate import apply_masks
+
+    g24 = Grid(sr=SR, bins_per_octave=24)
+    g36 = dataclasses.replace(g24, bins_per_octave=36)
+    a = tone(60, 0.2, 2.0, 3.0)
+    b = 0.8 * tone(64, 1.0, 2.8, 3.0)
+    mix = (a + b)[None]
+    parts = [np.array([[0.2, 2.0, 60, 90]]), np.array([[1.0, 2.8, 64, 90]])]
+    m24 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g24)), parts, g24, 0.0, NMFSettings()).masks
+    m24 = np.clip(m24[0], 1e-3, 1 - 1e-3)
+    half = np.full((g36.n_log, m24.shape[1]), 0.5, dtype=np.float32)
+    one = apply_masks(mix, SR, [(m24, g24, 1.0)])
+    pooled = apply_masks(mix, SR, [(m24, g24, 0.5), (half, g36, 0.5)], pool="logit", sharpness=2.0)
+    np.testing.assert_allclose(pooled, one, atol=1e-4)
+    product = apply_masks(mix, SR, [(m24, g24, 0.5), (half, g36, 0.5)])
+    assert np.sum(product ** 2) < 0.6 * np.sum(one ** 2)
+    sharp = apply_masks(mix, SR, [(m24, g24, 1.0)], pool="logit", sharpness=3.0)[0]
+    assert si_sdr(sharp, a) > si_sdr(one[0], a)
+    with pytest.raises(ValueError):
+        apply_masks(mix, SR, [(m24, g24, 1.0)], pool="mean")
+
+
 def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
     """A full score gets the NMF's own (finer) grid and wide bands; a single part the network's
     grid and narrow bands, since free components alone model the rest."""
