@@ -21,6 +21,22 @@ def tone(pitch, start, end, seconds, decay=0.0):
     return (y * env).astype(np.float32)
 
 
+def two_tones_on_two_grids():
+    """Two tones a major third apart, overlapping in time, and their NMF masks on a 24- and a
+    36-bin-per-octave grid: (a, b, mix ``(1, n)``, g24, m24, g36, m36)."""
+    import dataclasses
+
+    g24 = Grid(sr=SR, bins_per_octave=24)
+    g36 = dataclasses.replace(g24, bins_per_octave=36)
+    a = tone(60, 0.2, 2.0, 3.0)
+    b = 0.8 * tone(64, 1.0, 2.8, 3.0)
+    mix = (a + b)[None]
+    parts = [np.array([[0.2, 2.0, 60, 90]]), np.array([[1.0, 2.8, 64, 90]])]
+    m24 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g24)), parts, g24, 0.0, NMFSettings()).masks
+    m36 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g36)), parts, g36, 0.0, NMFSettings()).masks
+    return a, b, mix, g24, m24, g36, m36
+
+
 def test_onset_templates_only_for_percussive_parts():
     grid = Grid(sr=SR)
     parts = [np.array([[0.5, 1.0, 60, 90]]), np.array([[0.5, 1.0, 64, 90]])]
@@ -54,18 +70,9 @@ def test_masks_on_two_grids_combine_on_the_output_bins():
     """apply_masks: one factor is apply_mask; an all-ones factor on a finer grid changes nothing;
     the geometric mean of the two parts' NMF masks (each on its own grid) keeps far less of
     either tone than one mask alone; a mask that fits no grid is refused."""
-    import dataclasses
-
     from bespoke.separate import apply_masks
 
-    g24 = Grid(sr=SR, bins_per_octave=24)
-    g36 = dataclasses.replace(g24, bins_per_octave=36)
-    a = tone(60, 0.2, 2.0, 3.0)
-    b = 0.8 * tone(64, 1.0, 2.8, 3.0)
-    mix = (a + b)[None]
-    parts = [np.array([[0.2, 2.0, 60, 90]]), np.array([[1.0, 2.8, 64, 90]])]
-    m24 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g24)), parts, g24, 0.0, NMFSettings()).masks
-    m36 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g36)), parts, g36, 0.0, NMFSettings()).masks
+    a, b, mix, g24, m24, g36, m36 = two_tones_on_two_grids()
     one = apply_mask(mix, SR, m24[0], g24)
     np.testing.assert_allclose(apply_masks(mix, SR, [(m24[0], g24, 1.0)]), one, atol=1e-6)
     ones = np.ones_like(m36[0])
@@ -81,17 +88,9 @@ def test_logit_pooling_leaves_the_vote_to_the_informed_mask():
     """apply_masks(pool="logit"): a mask of 0.5 everywhere (no opinion) changes nothing: with
     weights 1/2 and sharpness 2 the pooled mask is the informed one itself, where the product
     would scale it down; the sharpness sharpens; an unknown pool is refused."""
-    import dataclasses
-
     from bespoke.separate import apply_masks
 
-    g24 = Grid(sr=SR, bins_per_octave=24)
-    g36 = dataclasses.replace(g24, bins_per_octave=36)
-    a = tone(60, 0.2, 2.0, 3.0)
-    b = 0.8 * tone(64, 1.0, 2.8, 3.0)
-    mix = (a + b)[None]
-    parts = [np.array([[0.2, 2.0, 60, 90]]), np.array([[1.0, 2.8, 64, 90]])]
-    m24 = score_nmf(torch.from_numpy(log_magnitude(mix[0], g24)), parts, g24, 0.0, NMFSettings()).masks
+    a, _b, mix, g24, m24, g36, _m36 = two_tones_on_two_grids()
     m24 = np.clip(m24[0], 1e-3, 1 - 1e-3)
     half = np.full((g36.n_log, m24.shape[1]), 0.5, dtype=np.float32)
     one = apply_masks(mix, SR, [(m24, g24, 1.0)])
