@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test bench bench-quick bench-ablation bench-budget bench-scale clean help
+.PHONY: install demo test bench bench-quick bench-ablation bench-budget bench-one-part bench-scale clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make bench-ablation  what each ingredient gives -> bench/ABLATION.md (~30 min; make bench inlines it)"
 	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~10 min)"
+	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~15 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
@@ -63,6 +64,10 @@ bench-ablation: $(VENV)/.installed-bench
 bench-budget: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run --songs lussier:trumpet+piano --methods mixture,nmf,bespoke --budget 15,30,60,120 \
 		--true-align none --label budget --out bench/BUDGET.md
+
+bench-one-part: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.run --methods mixture,oracle,bespoke-one-part --true-align none --label one-part \
+		--out bench/ONE-PART.md
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.scale --out bench/SCALE.md

@@ -10,7 +10,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List
 
-BASE_ORDER = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true"]
+BASE_ORDER = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true",
+              "bespoke-one-part"]
 CATEGORIES = [("real", "real"), ("synthetic", "synthetic"), ("same-instrument", "same instrument"), ("all", "all")]
 GM_NAMES = {}
 

@@ -37,7 +37,10 @@ from . import songs as songmod
 from .report import write_report
 
 REPO = songmod.REPO
-METHODS = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true"]
+# bespoke-one-part: bespoke given the target's part alone (the MIDI a user most often has), on demand
+METHODS = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true",
+           "bespoke-one-part"]
+DEFAULT_METHODS = METHODS[:-1]
 QUICK_BUDGET = 30.0
 
 
@@ -134,6 +137,15 @@ def cli_eval(est_path: Path, ref_path: Path, mix_path: Path) -> dict:
     return json.loads(buf.getvalue().strip().splitlines()[-1])
 
 
+def only_part(pm, i: int):
+    """A copy of the PrettyMIDI ``pm`` holding its part ``i`` alone."""
+    import copy
+
+    one = copy.deepcopy(pm)
+    one.instruments = [one.instruments[i]]
+    return one
+
+
 def read_mono(path: Path) -> np.ndarray:
     import soundfile as sf
 
@@ -177,7 +189,8 @@ def parse_args(argv=None):
                     f"bespoke@true on the first only) at a {QUICK_BUDGET:.0f} s budget, a few minutes")
     ap.add_argument("--songs", default=None, help="comma-separated songs, each optionally with targets: "
                     "'brahms,lussier:trumpet+piano,haydn-op74-1-iii:1'. Songs: " + ", ".join(songmod.ALL))
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated, from: "
+                    + ", ".join(METHODS) + " (default: all but bespoke-one-part)")
     ap.add_argument("--budget", default=None, help="bespoke's training budget in s (default: its own, 60); "
                     "several, comma-separated, give one bespoke row each (a budget curve)")
     ap.add_argument("--steps", type=int, default=None, help="train bespoke exactly this many steps instead")
@@ -288,11 +301,13 @@ def main(argv=None) -> int:
             results.append(r)
             log(f"  {song.part_names[ti]:<12} {method:<18} FAILED: {err}")
 
-        def bespoke_run(ti, mname, midi, align, budget):
-            """One bespoke worker on target ti: (its folder, info, the stem), or None if it failed."""
+        def bespoke_run(ti, mname, midi, align, budget, target=None):
+            """One bespoke worker on target ti (part ``target`` of ``midi``, default ti): (its folder,
+            info, the stem), or None if it failed."""
             d = work / song.name / f"t{ti}" / mname.replace(" ", "_").replace("=", "").replace("@", "_")
             try:
-                info = run_worker(song.mix, midi, ti, d, align, budget, a.steps, a.extra_settings)
+                info = run_worker(song.mix, midi, ti if target is None else target, d, align, budget, a.steps,
+                                  a.extra_settings)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 fail(ti, mname, e)
                 return None
@@ -341,6 +356,25 @@ def main(argv=None) -> int:
                     continue
                 d, info, est = run
                 add(ti, mname, est, info["wall"], **worker_fields(info, b))
+                if not a.keep_stems:
+                    (d / "stem.wav").unlink(missing_ok=True)
+
+        # ---- bespoke given the target's part alone, de-aligned as the score is
+        for b in a.budgets:
+            if "bespoke-one-part" not in a.methods:
+                break
+            mname = bespoke_name("bespoke-one-part", b, several)
+            for ti in song.targets:
+                one = work / song.name / f"t{ti}" / "one_part.mid"
+                one.parent.mkdir(parents=True, exist_ok=True)
+                only_part(load_midi(song.score), ti).write(str(one))
+                run = bespoke_run(ti, mname, one, True, b, target=0)
+                if run is None:
+                    continue
+                d, info, est = run
+                al = alignment_errors(load_midi(d / "aligned.mid"), only_part(truth, ti), 0)
+                add(ti, mname, est, info["wall"], **worker_fields(info, b), confidence=info["confidence"],
+                    alignment=al)
                 if not a.keep_stems:
                     (d / "stem.wav").unlink(missing_ok=True)
 

@@ -104,6 +104,22 @@ def test_settings_overrides_reach_nested_and_frozen_fields():
         apply_overrides(s, {"train": {"no_such_knob": 1}})
 
 
+def test_one_part_midi_holds_the_target_alone_and_leaves_the_score_whole():
+    import pretty_midi
+
+    from bench.run import DEFAULT_METHODS, METHODS, only_part
+
+    pm = pretty_midi.PrettyMIDI()
+    for prog, pitch in ((40, 76), (60, 64), (0, 48)):
+        inst = pretty_midi.Instrument(program=prog)
+        inst.notes.append(pretty_midi.Note(90, pitch, 0.5, 1.0))
+        pm.instruments.append(inst)
+    one = only_part(pm, 1)
+    assert [(i.program, i.notes[0].pitch) for i in one.instruments] == [(60, 64)]
+    assert len(pm.instruments) == 3
+    assert "bespoke-one-part" in METHODS and "bespoke-one-part" not in DEFAULT_METHODS
+
+
 def test_report_lists_every_method_and_category(tmp_path):
     def row(method, si, category="real", same=False, **kw):
         return {"song": "s", "category": category, "target": 0, "part": "violin", "program": 40,
