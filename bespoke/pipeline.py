@@ -200,20 +200,23 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
     return mask, est, (mix - est).astype(np.float32)
 
 
-def ensemble_masks(net_mask: np.ndarray, grid, nmf_mask: np.ndarray, ngrid, settings: Settings) -> dict:
+def ensemble_masks(net_mask: np.ndarray, grid, nmf_mask: np.ndarray, ngrid, settings: Settings,
+                   one_part: bool = False) -> dict:
     """The stem's mask as separate.apply_masks arguments (``factors``, ``pool``, ``sharpness``):
     the network's mask ``(grid.n_log, n_frames)`` and the NMF's ``(ngrid.n_log, n_frames)`` pooled
-    by settings.ensemble_pool with the network's weight settings.ensemble (see config.Settings),
-    on the output's STFT bins (each mask keeps its own grid's detail). A weight of 1 or 0 gives
-    one method's mask as it is."""
-    weight = float(settings.ensemble)
+    by settings.ensemble_pool with the network's weight settings.ensemble, or for a score of
+    ``one_part`` by settings.ensemble_pool_one_part with weight settings.ensemble_one_part (see
+    config.Settings), on the output's STFT bins (each mask keeps its own grid's detail). A weight
+    of 1 or 0 gives one method's mask as it is."""
+    weight = float(settings.ensemble_one_part if one_part else settings.ensemble)
+    pool = settings.ensemble_pool_one_part if one_part else settings.ensemble_pool
     if weight >= 1.0:
         return dict(factors=[(net_mask, grid, 1.0)])
     if weight <= 0.0:
         return dict(factors=[(nmf_mask, ngrid, 1.0)])
     return dict(factors=[(np.clip(net_mask, 1e-6, 1.0), grid, weight),
                          (np.clip(nmf_mask, 1e-6, 1.0), ngrid, 1.0 - weight)],
-                pool=settings.ensemble_pool, sharpness=float(settings.ensemble_sharpness))
+                pool=pool, sharpness=float(settings.ensemble_sharpness))
 
 
 class Excerpts:
@@ -324,8 +327,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     from .synth import Renderer, resolve_soundfont
     from .train import fit, resolve_device
 
-    if settings.ensemble_pool not in ("product", "logit"):
-        raise ValueError(f"Settings.ensemble_pool: {settings.ensemble_pool!r} is not product or logit")
+    for name in ("ensemble_pool", "ensemble_pool_one_part"):
+        if getattr(settings, name) not in ("product", "logit"):
+            raise ValueError(f"Settings.{name}: {getattr(settings, name)!r} is not product or logit")
     progress = progress or Progress(False)
     warnings_: List[str] = []
 
@@ -380,7 +384,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         programs = [settings.program if (i == target_index and settings.program is not None) else inst.program
                     for i, inst in enumerate(aligned.instruments)]
         percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(programs, aligned.instruments)]
-        ngrid, ncfg = nmf_setup(settings, sum(1 for n in parts_notes if len(n)))
+        n_parts = sum(1 for n in parts_notes if len(n))
+        one_part = n_parts <= 1
+        ngrid, ncfg = nmf_setup(settings, n_parts)
         nmf_mask, target_est, rest_est = stage_nmf(mix, ngrid, parts_notes, target_index, tuning, ncfg, seed,
                                                    percussive)
     timings["nmf"] = time.perf_counter() - t
@@ -428,7 +434,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         for k, share in enumerate(phases):
             if k == 1:  # self-training: the target and the rest as the ensemble now hears them
                 mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device)
-                est = apply_masks(mix[None], grid.sr, **ensemble_masks(mask, grid, nmf_mask, ngrid, settings))[0]
+                est = apply_masks(mix[None], grid.sr, **ensemble_masks(mask, grid, nmf_mask, ngrid, settings, one_part))[0]
                 data.targets[-1] = Source(exc.cut(est), weight=tr.pseudo_weight, name="target as the ensemble hears it")
                 data.backgrounds[0] = Source(exc.cut(mix - est), train_onotes, name="rest as the ensemble hears it")
                 del est, mask
@@ -452,7 +458,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     with progress.stage("separate") as update:
         net_mask = predict_mask(model, mix, grid, tnotes, onotes, tuning, device=device,
                                 on_progress=lambda f: update(0.5 * f))
-        stem = apply_masks(audio.samples, audio.sr, **ensemble_masks(net_mask, grid, nmf_mask, ngrid, settings),
+        stem = apply_masks(audio.samples, audio.sr, **ensemble_masks(net_mask, grid, nmf_mask, ngrid, settings, one_part),
                            power=settings.mask_power, on_progress=lambda f: update(0.5 + 0.5 * f))
     masks = dict(net=net_mask, nmf=nmf_mask) if keep_model else None
     # free the song-long analysis arrays before the residual (a long song's peak is here)

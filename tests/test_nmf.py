@@ -117,3 +117,25 @@ def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
     assert g_one.bins_per_octave == s.nmf.single_bins_per_octave
     assert c_one.partial_cents == s.nmf.single_partial_cents
     assert (g_full.sr, g_full.hop, g_full.n_fft) == (s.grid.sr, s.grid.hop, s.grid.n_fft)
+
+
+def test_a_single_part_pools_the_masks_its_own_way():
+    """The stem's mask: a full score's masks vote in log-odds with the default weight; a single
+    part's are pooled by its own rule and weight; weights of 0 and 1 give one mask as it is."""
+    import dataclasses
+
+    from bespoke.config import Settings
+    from bespoke.pipeline import ensemble_masks
+
+    s = Settings()
+    g24 = Grid(sr=SR, bins_per_octave=24)
+    g36 = dataclasses.replace(g24, bins_per_octave=36)
+    net, nmf = np.full((g24.n_log, 5), 0.7, np.float32), np.full((g36.n_log, 5), 0.2, np.float32)
+    full = ensemble_masks(net, g24, nmf, g36, s)
+    assert full["pool"] == s.ensemble_pool and [f[2] for f in full["factors"]] == [s.ensemble, 1 - s.ensemble]
+    one = ensemble_masks(net, g24, nmf, g36, s, one_part=True)
+    assert one["pool"] == s.ensemble_pool_one_part
+    assert [f[2] for f in one["factors"]] == [s.ensemble_one_part, 1 - s.ensemble_one_part]
+    s.ensemble, s.ensemble_one_part = 1.0, 0.0
+    assert ensemble_masks(net, g24, nmf, g36, s)["factors"][0][0] is net
+    assert ensemble_masks(net, g24, nmf, g36, s, one_part=True)["factors"][0][0] is nmf
