@@ -40,7 +40,7 @@ REPO = songmod.REPO
 # bespoke-one-part: bespoke given the target's part alone (the MIDI a user most often has), on demand
 METHODS = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true",
            "bespoke-one-part"]
-DEFAULT_METHODS = METHODS[:-1]
+DEFAULT_METHODS = [m for m in METHODS if m != "bespoke-one-part"]
 QUICK_BUDGET = 30.0
 
 
@@ -364,10 +364,11 @@ def main(argv=None) -> int:
             if "bespoke-one-part" not in a.methods:
                 break
             mname = bespoke_name("bespoke-one-part", b, several)
+            score_pm = load_midi(song.score)
             for ti in song.targets:
                 one = work / song.name / f"t{ti}" / "one_part.mid"
                 one.parent.mkdir(parents=True, exist_ok=True)
-                only_part(load_midi(song.score), ti).write(str(one))
+                only_part(score_pm, ti).write(str(one))
                 run = bespoke_run(ti, mname, one, True, b, target=0)
                 if run is None:
                     continue
