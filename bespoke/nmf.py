@@ -1,7 +1,8 @@
 """Score-informed NMF (Ewert & Mueller 2012 style) on the log-frequency grid.
 
 For every (part, pitch) of the aligned score: a harmonic template (non-zero only in bands
-around the partials, initial amplitude 1/h) and, for struck and plucked parts, a broadband
+around the partials, initial amplitude 1/h, or the partials' amplitudes in a rendered note of the
+part's instrument when ``timbres`` are given) and, for struck and plucked parts, a broadband
 onset template; their activations
 may be non-zero only where the score says the note sounds (within a tolerance) or starts.
 With a single-part MIDI, a few free components model everything else. KL-divergence
@@ -15,7 +16,7 @@ classic baseline. Memory stays bounded: the activations are updated in time chun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -50,6 +51,13 @@ class NMFSettings:
     # else sounds then, most of all with a single-part MIDI.
     onsets: str = "percussive"
     n_free: int = 8               # free components for what the MIDI leaves out (single part only)
+    # The pipeline starts each template from the partial amplitudes of one note of the part's
+    # instrument rendered with the soundfont (score_nmf's ``timbres``) instead of 1/h: a clarinet's
+    # weak even partials, a horn's few strong ones. Each partial keeps at least this share of the
+    # loudest (multiplicative updates never revive a zero). NMF alone on the bench's 13 targets,
+    # 30 iterations: real 7.19 -> 7.46 dB, synthetic 7.40 -> 7.56, same instrument 7.16 -> 7.21.
+    timbre_init: bool = True
+    timbre_floor: float = 0.02
     power: float = 1.0            # soft-mask exponent
     chunk_frames: int = 20000     # frames per chunk of the activation updates (memory bound)
 
@@ -75,9 +83,23 @@ def _frame_mask(notes: np.ndarray, frame_t: np.ndarray, before: float, after: fl
     return m
 
 
+def _partial_amplitudes(bands: Sequence[np.ndarray], spectrum: Optional[np.ndarray], floor: float) -> np.ndarray:
+    """Initial amplitude of each partial: 1/h, or the largest value of ``spectrum`` ``(n_log,)`` in
+    the partial's band relative to the loudest partial, at least ``floor``."""
+    h = np.arange(1, len(bands) + 1, dtype=np.float64)
+    if spectrum is None or not len(bands):
+        return 1.0 / h
+    a = np.array([float(spectrum[b].max()) if b.any() else 0.0 for b in bands])
+    if not np.isfinite(a).all() or a.max() <= 0:
+        return 1.0 / h
+    return np.maximum(a / a.max(), floor)
+
+
 def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tuning: float,
-                cfg: NMFSettings, seed: int = 0, percussive: Optional[Sequence[bool]] = None):
-    """Initial templates ``(n_log, K)``, activation masks ``(K, n_frames)`` and owners ``(K,)``."""
+                cfg: NMFSettings, seed: int = 0, percussive: Optional[Sequence[bool]] = None,
+                timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None):
+    """Initial templates ``(n_log, K)``, activation masks ``(K, n_frames)`` and owners ``(K,)``.
+    ``timbres``: see score_nmf."""
     if cfg.onsets not in ("percussive", "all", "none"):
         raise ValueError(f"NMFSettings.onsets: {cfg.onsets!r} is not percussive, all or none")
     if percussive is None:
@@ -96,13 +118,17 @@ def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tu
         for p in np.unique(np.round(notes[:, 2])).astype(int):
             sel = notes[np.round(notes[:, 2]) == p]
             f0 = float(midi_to_hz(p, tuning))
-            w = np.zeros(F)
+            bands = []
             for h in range(1, cfg.n_partials + 1):
                 fh = h * f0
                 if fh >= grid.sr / 2:
                     break
-                band = np.abs(lf - np.log2(fh)) <= max(cfg.partial_cents / 1200.0, 1.01 * one_bin)
-                w[band] = np.maximum(w[band], 1.0 / h)
+                bands.append(np.abs(lf - np.log2(fh)) <= max(cfg.partial_cents / 1200.0, 1.01 * one_bin))
+            spectrum = timbres[j].get(int(p)) if timbres is not None and timbres[j] is not None else None
+            amps = _partial_amplitudes(bands, spectrum, cfg.timbre_floor)
+            w = np.zeros(F)
+            for band, a in zip(bands, amps):
+                w[band] = np.maximum(w[band], a)
             if w.sum() <= 0:
                 continue
             W_cols.append(w / w.sum())
@@ -126,19 +152,24 @@ def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tu
 
 def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float = 0.0,
               cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None,
-              percussive: Optional[Sequence[bool]] = None) -> NMFResult:
+              percussive: Optional[Sequence[bool]] = None,
+              timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None) -> NMFResult:
     """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
     aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
 
     percussive: for each part, whether it is struck or plucked (midi.is_percussive), for
     ``cfg.onsets == "percussive"``; None counts every part as percussive.
 
+    timbres: for each part, None or {MIDI pitch: magnitude spectrum ``(n_log,)`` on ``grid`` of one
+    note of its instrument} (pipeline.note_spectra): the templates start from those partial
+    amplitudes instead of 1/h (pitches missing from the mapping keep 1/h).
+
     keep: the parts whose masks to return (default: all, then the free components'); the
     result's ``masks`` then holds only those, in that order (saves memory on long songs)."""
     cfg = cfg or NMFSettings()
     V = V.to(torch.float32).cpu() + 1e-9
     F, N = V.shape
-    W_np, Hmask, owner = build_model(parts_notes, grid, N, tuning, cfg, seed, percussive)
+    W_np, Hmask, owner = build_model(parts_notes, grid, N, tuning, cfg, seed, percussive, timbres)
     W = torch.from_numpy(W_np)
     H = torch.from_numpy(Hmask.astype(np.float32))
     K = W.shape[1]

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -163,6 +163,37 @@ def training_soundfonts(main, extra: int) -> List:
     return [first] + rest[:max(extra, 0)]
 
 
+def note_spectra(programs: Sequence[int], parts_notes: Sequence[np.ndarray], drums: Sequence[bool], grid,
+                 soundfont=None) -> List[Optional[Dict[int, np.ndarray]]]:
+    """What one note of each part's instrument looks like, for the NMF's initial templates: for each
+    part, {MIDI pitch: magnitude ``(grid.n_log,)`` of that pitch played by the part's GM program
+    with the soundfont (velocity 90, held 1 s, averaged over 0.1-0.9 s)} for every pitch the part
+    plays; None for drum parts and parts without notes. One rendering per program."""
+    import pretty_midi
+
+    from .data import log_magnitude
+    from .synth import Renderer
+
+    wanted: Dict[int, set] = {}
+    for prog, notes, drum in zip(programs, parts_notes, drums):
+        if len(notes) and not drum:
+            wanted.setdefault(int(prog), set()).update(int(p) for p in np.round(notes[:, 2]))
+    spectra: Dict[int, Dict[int, np.ndarray]] = {}
+    period, length = 1.5, 1.0
+    with Renderer(sr=grid.sr, soundfont=soundfont) as renderer:
+        for prog, pitches in wanted.items():
+            pitches = sorted(p for p in pitches if 0 <= p <= 127)
+            inst = pretty_midi.Instrument(program=prog)
+            inst.notes = [pretty_midi.Note(90, p, k * period, k * period + length) for k, p in enumerate(pitches)]
+            M = log_magnitude(renderer.render([inst], duration=len(pitches) * period + 0.5), grid)
+            spectra[prog] = {}
+            for k, p in enumerate(pitches):
+                a, b = (int(round((k * period + t) * grid.frame_rate)) for t in (0.1, 0.9))
+                spectra[prog][p] = M[:, a:b].mean(axis=1)
+    return [spectra.get(int(prog)) if len(notes) and not drum else None
+            for prog, notes, drum in zip(programs, parts_notes, drums)]
+
+
 def nmf_setup(settings: Settings, n_parts: int):
     """The first pass's grid (the network's, with the NMF's own bins per octave) and settings,
     for a score of ``n_parts`` parts with notes: wide bands on a fine grid for a full score,
@@ -179,10 +210,11 @@ def nmf_setup(settings: Settings, n_parts: int):
 
 
 def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, cfg,
-              seed: int = 0, percussive=None):
+              seed: int = 0, percussive=None, timbres=None):
     """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
-    (``percussive``: for each part, whether it is struck or plucked; see nmf.score_nmf), on
-    ``grid`` with NMFSettings ``cfg`` (see nmf_setup).
+    (``percussive``: for each part, whether it is struck or plucked; ``timbres``: each part's
+    rendered notes, see note_spectra and nmf.score_nmf), on ``grid`` with NMFSettings ``cfg``
+    (see nmf_setup).
 
     Returns (the target's NMF mask ``(grid.n_log, n_frames)``, the target as NMF hears it and
     the rest, both ``(n_samples,)``)."""
@@ -194,7 +226,7 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
 
     V = torch.from_numpy(log_magnitude(mix, grid))
     res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index],
-                    percussive=percussive)
+                    percussive=percussive, timbres=timbres)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
     return mask, est, (mix - est).astype(np.float32)
@@ -387,8 +419,10 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         n_parts = sum(1 for n in parts_notes if len(n))
         one_part = n_parts <= 1
         ngrid, ncfg = nmf_setup(settings, n_parts)
+        drums = [inst.is_drum for inst in aligned.instruments]
+        timbres = note_spectra(programs, parts_notes, drums, ngrid, settings.soundfont) if ncfg.timbre_init else None
         nmf_mask, target_est, rest_est = stage_nmf(mix, ngrid, parts_notes, target_index, tuning, ncfg, seed,
-                                                   percussive)
+                                                   percussive, timbres)
     timings["nmf"] = time.perf_counter() - t
 
     t = time.perf_counter()

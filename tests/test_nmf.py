@@ -139,3 +139,58 @@ def test_a_single_part_pools_the_masks_its_own_way():
     s.ensemble, s.ensemble_one_part = 1.0, 0.0
     assert ensemble_masks(net, g24, nmf, g36, s)["factors"][0][0] is net
     assert ensemble_masks(net, g24, nmf, g36, s, one_part=True)["factors"][0][0] is nmf
+
+
+def _partials(pitch, amps, seconds=3.0):
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = midi_to_hz(pitch, 0.0)
+    return sum(a * np.sin(2 * np.pi * (h + 1) * f0 * t) for h, a in enumerate(amps) if (h + 1) * f0 < SR / 2
+               ).astype(np.float32)
+
+
+def test_templates_start_from_the_instruments_timbre():
+    """A clarinet-like part (odd partials only) and a part an octave above it, sounding together
+    all along: the score cannot tell them apart in time, and templates that start at 1/h give the
+    upper part's partials (the lower one's even partials) to the lower part. Started from each
+    part's rendered note (``timbres``), the lower part comes back clean; 1/h stays the default."""
+    grid = Grid(sr=SR, bins_per_octave=36)
+    odd = [1.0 / (h + 1) if h % 2 == 0 else 0.0 for h in range(12)]
+    full = [1.0 / (h + 1) for h in range(6)]
+    low, high = _partials(57, odd), 0.7 * _partials(69, full)
+    mix = low + high
+    parts = [np.array([[0.0, 3.0, 57, 90]]), np.array([[0.0, 3.0, 69, 90]])]
+    timbres = [{57: log_magnitude(_partials(57, odd, 1.0), grid).mean(axis=1)},
+               {69: log_magnitude(_partials(69, full, 1.0), grid).mean(axis=1)}]
+    V = torch.from_numpy(log_magnitude(mix, grid))
+    cfg = NMFSettings(partial_cents=80.0)
+    W0 = build_model(parts, grid, V.shape[1], 0.0, cfg)[0]
+    W1 = build_model(parts, grid, V.shape[1], 0.0, cfg, timbres=timbres)[0]
+    band = lambda p, h: np.abs(np.log2(grid.log_freqs / (h * midi_to_hz(p, 0.0)))) < 0.01
+    assert W0[band(57, 2), 0].max() > 0.4 * W0[band(57, 1), 0].max()              # 1/h
+    assert W1[band(57, 2), 0].max() < 0.05 * W1[band(57, 1), 0].max()             # the timbre's
+    assert np.allclose(build_model(parts, grid, 10, 0.0, cfg, timbres=[None, {}])[0], W0)
+    scores = []
+    for tim in (None, timbres):
+        res = score_nmf(V, parts, grid, 0.0, cfg, timbres=tim)
+        scores.append(si_sdr(apply_mask(mix[None], SR, res.masks[0], grid)[0], low))
+    assert scores[1] > scores[0] + 6.0 and scores[1] > 15.0, scores
+
+
+def test_note_spectra_render_each_parts_pitches():
+    """pipeline.note_spectra: one spectrum per pitch a part plays, with energy at its partials,
+    rendered with the part's program; nothing for drums or empty parts."""
+    from bespoke.pipeline import note_spectra
+    from bespoke.synth import bundled_soundfont
+
+    grid = Grid(sr=SR, bins_per_octave=36)
+    parts = [np.array([[0.0, 1.0, 60, 90], [1.0, 2.0, 67, 90]]), np.array([[0.0, 1.0, 45, 80]]),
+             np.zeros((0, 4)), np.array([[0.0, 0.5, 38, 100]])]
+    spectra = note_spectra([71, 40, 0, 0], parts, [False, False, False, True], grid, bundled_soundfont())
+    assert sorted(spectra[0]) == [60, 67] and sorted(spectra[1]) == [45]
+    assert spectra[2] is None and spectra[3] is None
+    for part, pitch in ((0, 60), (0, 67), (1, 45)):
+        s = spectra[part][pitch]
+        assert s.shape == (grid.n_log,) and np.all(np.isfinite(s))
+        f0 = int(np.argmin(np.abs(grid.log_freqs - midi_to_hz(pitch, 0.0))))
+        assert s[f0 - 1:f0 + 2].max() > 10 * np.median(s)
+    assert not np.allclose(spectra[0][60], spectra[1][45])
