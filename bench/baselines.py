@@ -91,8 +91,9 @@ def score_nmf(mix: np.ndarray, sr: int, aligned_pm, targets, grid, tuning: float
     ``"masks"``: {index: grid mask}. ``kw`` overrides bespoke.nmf.NMFSettings fields.
 
     The classic method: broadband onset templates for every part, as Ewert & Mueller have them
-    (``onsets="all"``). bespoke's own first pass is the same code with onset templates for
-    struck and plucked parts only; the ablation in bench/RESULTS.md shows what that and the
+    (``onsets="all"``), templates starting at 1/h. bespoke's own first pass is the same code with
+    onset templates for struck and plucked parts only, wider bands, and templates starting from
+    each instrument's rendered notes; the ablation in bench/RESULTS.md shows what that and the
     network add. Every part of the aligned MIDI is modelled; with a single-part MIDI, free
     components model the rest. The masks are applied with bespoke.separate.apply_mask, like
     the score mask and bespoke itself.
