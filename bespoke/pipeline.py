@@ -182,7 +182,7 @@ def note_spectra(programs: Sequence[int], parts_notes: Sequence[np.ndarray], dru
     period, length = 1.5, 1.0
     with Renderer(sr=grid.sr, soundfont=soundfont) as renderer:
         for prog, pitches in wanted.items():
-            pitches = sorted(p for p in pitches if 0 <= p <= 127)
+            pitches = sorted(pitches)
             inst = pretty_midi.Instrument(program=prog)
             inst.notes = [pretty_midi.Note(90, p, k * period, k * period + length) for k, p in enumerate(pitches)]
             M = log_magnitude(renderer.render([inst], duration=len(pitches) * period + 0.5), grid)
