@@ -196,17 +196,18 @@ def note_spectra(programs: Sequence[int], parts_notes: Sequence[np.ndarray], dru
 
 def nmf_setup(settings: Settings, n_parts: int):
     """The first pass's grid (the network's, with the NMF's own bins per octave) and settings,
-    for a score of ``n_parts`` parts with notes: wide bands on a fine grid for a full score,
-    narrow ones on the network's grid for a single part (see NMFSettings)."""
+    for a score of ``n_parts`` parts with notes: wide bands on a fine grid and several template
+    shapes per sustained pitch for a full score, narrow bands on the network's grid and one shape
+    for a single part (see NMFSettings)."""
     import dataclasses
 
     cfg = settings.nmf
     if n_parts <= 1:
-        bpo, cents = cfg.single_bins_per_octave, cfg.single_partial_cents
+        bpo, cents, shapes = cfg.single_bins_per_octave, cfg.single_partial_cents, cfg.single_shapes
     else:
-        bpo, cents = cfg.bins_per_octave, cfg.partial_cents
+        bpo, cents, shapes = cfg.bins_per_octave, cfg.partial_cents, cfg.shapes
     grid = dataclasses.replace(settings.grid, bins_per_octave=int(bpo or settings.grid.bins_per_octave))
-    return grid, dataclasses.replace(cfg, partial_cents=float(cents))
+    return grid, dataclasses.replace(cfg, partial_cents=float(cents), shapes=tuple(shapes))
 
 
 def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, cfg,

@@ -40,8 +40,10 @@ def two_tones_on_two_grids():
 def test_onset_templates_only_for_percussive_parts():
     grid = Grid(sr=SR)
     parts = [np.array([[0.5, 1.0, 60, 90]]), np.array([[0.5, 1.0, 64, 90]])]
-    for onsets, expected in (("percussive", 3), ("all", 4), ("none", 2)):
-        W, Hmask, owner = build_model(parts, grid, 100, 0.0, NMFSettings(onsets=onsets), percussive=[True, False])
+    # the struck part: one harmonic template; the sustained one: one per shape (NMFSettings.shapes)
+    for onsets, expected in (("percussive", 1 + 1 + 3), ("all", 2 + 3 + 1), ("none", 1 + 3)):
+        W, Hmask, owner = build_model(parts, grid, 100, 0.0, NMFSettings(onsets=onsets, shapes=(1.0, 0.7, 1.4)),
+                                      percussive=[True, False])
         assert W.shape[1] == len(owner) == Hmask.shape[0] == expected
     with pytest.raises(ValueError):
         build_model(parts, grid, 100, 0.0, NMFSettings(onsets="sometimes"))
@@ -105,8 +107,9 @@ def test_logit_pooling_leaves_the_vote_to_the_informed_mask():
 
 
 def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
-    """A full score gets the NMF's own (finer) grid and wide bands; a single part the network's
-    grid and narrow bands, since free components alone model the rest."""
+    """A full score gets the NMF's own (finer) grid, wide bands and several template shapes; a
+    single part the network's grid, narrow bands and one shape, since free components alone
+    model the rest."""
     from bespoke.config import Settings
     from bespoke.pipeline import nmf_setup
 
@@ -116,6 +119,8 @@ def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
     assert g_full.bins_per_octave == s.nmf.bins_per_octave and c_full.partial_cents == s.nmf.partial_cents
     assert g_one.bins_per_octave == s.nmf.single_bins_per_octave
     assert c_one.partial_cents == s.nmf.single_partial_cents
+    assert c_full.shapes == tuple(s.nmf.shapes) and c_one.shapes == tuple(s.nmf.single_shapes)
+    assert len(c_full.shapes) > len(c_one.shapes) == 1
     assert (g_full.sr, g_full.hop, g_full.n_fft) == (s.grid.sr, s.grid.hop, s.grid.n_fft)
 
 
@@ -174,6 +179,34 @@ def test_templates_start_from_the_instruments_timbre():
         res = score_nmf(V, parts, grid, 0.0, cfg, timbres=tim)
         scores.append(si_sdr(apply_mask(mix[None], SR, res.masks[0], grid)[0], low))
     assert scores[1] > scores[0] + 6.0 and scores[1] > 15.0, scores
+
+
+def test_sustained_parts_get_several_template_shapes():
+    """A sustained note that turns from bright to dark halfway, under a part an octave above it
+    (whose partials are its even ones): one template per pitch cannot follow the change and
+    misjudges the shared partials; with a brighter and a darker template beside it (the
+    default ``shapes``) both parts come back far cleaner. Struck parts keep one template."""
+    grid = Grid(sr=SR, bins_per_octave=36)
+    bright = [1.0 / (h + 1) ** 0.5 for h in range(12)]
+    dark = [1.0 / (h + 1) ** 2.5 for h in range(12)]
+    low = np.concatenate([_partials(57, bright, 1.5), _partials(57, dark, 1.5)])
+    high = 0.5 * _partials(69, [1.0 / (h + 1) for h in range(6)])
+    mix = low + high
+    parts = [np.array([[0.0, 3.0, 57, 90]]), np.array([[0.0, 3.0, 69, 90]])]
+    V = torch.from_numpy(log_magnitude(mix, grid))
+    scores = {}
+    for shapes in ((1.0,), NMFSettings().shapes):
+        cfg = NMFSettings(partial_cents=80.0, shapes=shapes)
+        W, _, owner = build_model(parts, grid, V.shape[1], 0.0, cfg, percussive=[False, False])
+        assert list(owner) == [0] * len(shapes) + [1] * len(shapes)
+        res = score_nmf(V, parts, grid, 0.0, cfg, percussive=[False, False])
+        scores[len(shapes)] = [si_sdr(apply_mask(mix[None], SR, res.masks[k], grid)[0], ref)
+                               for k, ref in enumerate((low, high))]
+    assert len(NMFSettings().shapes) > 1
+    many = scores[len(NMFSettings().shapes)]
+    assert many[0] > scores[1][0] + 4.0 and many[1] > scores[1][1] + 4.0, scores
+    W, _, owner = build_model(parts, grid, 10, 0.0, NMFSettings(onsets="none"), percussive=[True, True])
+    assert list(owner) == [0, 1]
 
 
 def test_note_spectra_render_each_parts_pitches():
