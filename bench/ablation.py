@@ -29,12 +29,16 @@ VARIANTS = [
     ("NMF stage alone, narrow bands", "the first pass alone as it was: the classic NMF (24 bins per octave, "
      "partials +-50 cents) with onset templates for struck and plucked parts only (the network is not used; "
      "1 training step)",
-     {"ensemble": 0.0, "nmf": {"bins_per_octave": 24, "partial_cents": 40.0, "timbre_init": False}}),
+     {"ensemble": 0.0, "nmf": {"bins_per_octave": 24, "partial_cents": 40.0, "timbre_init": False, "shapes": [1.0]}}),
     ("NMF stage alone, wide bands", "36 bins per octave, each partial's template free within +-80 cents "
      "(vibrato, intonation, stretched partials)",
-     {"ensemble": 0.0, "nmf": {"timbre_init": False}}),
-    ("+ templates from the soundfont (default)", "the first pass alone as bespoke runs it: each template "
-     "starts from the partial amplitudes of one rendered note of the part's instrument instead of 1/h",
+     {"ensemble": 0.0, "nmf": {"timbre_init": False, "shapes": [1.0]}}),
+    ("+ templates from the soundfont", "each template starts from the partial amplitudes of one rendered "
+     "note of the part's instrument instead of 1/h",
+     {"ensemble": 0.0, "nmf": {"shapes": [1.0]}}),
+    ("+ three shapes per sustained pitch (default)", "the first pass alone as bespoke runs it: a bowed or "
+     "blown part's pitch gets three templates (those amplitudes raised to 1, 0.7 and 1.4), so its "
+     "spectrum may change as the note is played",
      {"ensemble": 0.0}),
     ("net: renderings only", "the network alone (no NMF in the mask), trained on the target's renderings "
      "over the NMF's estimate of the rest and the other parts rendered",
@@ -44,8 +48,8 @@ VARIANTS = [
     ("+ mask ensemble, geometric mean", "the stem's mask is the weighted geometric mean of the network's "
      "and the NMF's, net ** 0.4 * nmf ** 0.6 (the default before the log-odds vote)",
      {"ensemble": 0.4, "ensemble_pool": "product"}),
-    ("log-odds vote instead (default)", "the two masks vote in log-odds, sigmoid(1.5 (0.25 logit(net) + "
-     "0.75 logit(nmf))): the product of experts on the target's side and the rest's, so a confident mask "
+    ("log-odds vote instead (default)", "the two masks vote in log-odds, sigmoid(1.5 (0.15 logit(net) + "
+     "0.85 logit(nmf))): the product of experts on the target's side and the rest's, so a confident mask "
      "outvotes an unsure one",
      {}),
     ("+ self-training", "after half the steps, the pseudo-sources are replaced by the ensemble's estimates",
@@ -118,8 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--songs", default="brahms,lussier")
     ap.add_argument("--steps", type=int, default=None, help="training steps of every variant (default: the "
                     "default budget's seeded count, as make bench runs it)")
-    ap.add_argument("--variants", default="0,1,2,3,4,5,6", help="comma-separated indices into VARIANTS (default "
-                    "0-6; 7 and 8, self-training and one timbre, on demand)")
+    ap.add_argument("--variants", default="0,1,2,3,4,5,6,7", help="comma-separated indices into VARIANTS "
+                    "(default 0-7; 8 and 9, self-training and one timbre, on demand)")
     ap.add_argument("--reuse", action="store_true", help="reuse the variants already run in bench/work/ablation")
     ap.add_argument("--default-from", default=None, help="take the default variant's rows from this bench JSON "
                     "(e.g. bench/results.json: the same seed and steps) instead of running it again")
