@@ -250,7 +250,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "log-frequency grid (24 bins per octave), soft-mask reconstruction. bespoke's own first pass is the "
       "same code with wider bands (±80 cents on a 36-bin grid), onset templates for struck and plucked "
       "parts only, and templates that start from one note of each part's instrument rendered with its "
-      "soundfont instead of 1/h; the Ablation section has it alone. bespoke: `bespoke.api.separate` at default settings in a process of its own, with seed 0 "
+      "soundfont instead of 1/h, three of them per pitch (brighter and darker starts) for bowed and blown "
+      "parts; the Ablation section has it alone. bespoke: `bespoke.api.separate` at default settings in a process of its own, with seed 0 "
       f"(so a --budget of B seconds trains exactly {_seeded_rate():g} B steps (about what B seconds buy on 2 idle "
       "cores), whatever the machine's load; the time columns show what those steps cost).")
     w("- Real songs (TRIOS, CC BY-NC-SA, read from shared/ and never copied into the repository): the tool gets "
