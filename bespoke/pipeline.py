@@ -197,24 +197,25 @@ def note_spectra(programs: Sequence[int], parts_notes: Sequence[np.ndarray], dru
 def nmf_setup(settings: Settings, n_parts: int):
     """The first pass's grid (the network's, with the NMF's own bins per octave) and settings,
     for a score of ``n_parts`` parts with notes: wide bands on a fine grid and several template
-    shapes per sustained pitch for a full score, narrow bands on the network's grid and one shape
-    for a single part (see NMFSettings)."""
+    shapes per sustained pitch for a full score, narrow bands on the network's grid, one shape and
+    the single_* iterations and onset tolerance for a single part (see NMFSettings)."""
     import dataclasses
 
     cfg = settings.nmf
     if n_parts <= 1:
-        bpo, cents, shapes = cfg.single_bins_per_octave, cfg.single_partial_cents, cfg.single_shapes
-    else:
-        bpo, cents, shapes = cfg.bins_per_octave, cfg.partial_cents, cfg.shapes
-    grid = dataclasses.replace(settings.grid, bins_per_octave=int(bpo or settings.grid.bins_per_octave))
-    return grid, dataclasses.replace(cfg, partial_cents=float(cents), shapes=tuple(shapes))
+        grid = dataclasses.replace(settings.grid, bins_per_octave=int(cfg.single_bins_per_octave or settings.grid.bins_per_octave))
+        return grid, dataclasses.replace(cfg, partial_cents=float(cfg.single_partial_cents), shapes=tuple(cfg.single_shapes),
+                                         n_iter=int(cfg.single_n_iter), tol_on=float(cfg.single_tol_on))
+    grid = dataclasses.replace(settings.grid, bins_per_octave=int(cfg.bins_per_octave or settings.grid.bins_per_octave))
+    return grid, dataclasses.replace(cfg, shapes=tuple(cfg.shapes))
 
 
 def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, cfg,
-              seed: int = 0, percussive=None, timbres=None):
+              seed: int = 0, percussive=None, timbres=None, tie=None):
     """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
     (``percussive``: for each part, whether it is struck or plucked; ``timbres``: each part's
-    rendered notes, see note_spectra and nmf.score_nmf), on ``grid`` with NMFSettings ``cfg``
+    rendered notes, see note_spectra; ``tie``: each part's label for shared templates; see
+    nmf.score_nmf), on ``grid`` with NMFSettings ``cfg``
     (see nmf_setup).
 
     Returns (the target's NMF mask ``(grid.n_log, n_frames)``, the target as NMF hears it and
@@ -227,7 +228,7 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
 
     V = torch.from_numpy(log_magnitude(mix, grid))
     res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index],
-                    percussive=percussive, timbres=timbres)
+                    percussive=percussive, timbres=timbres, tie=tie)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
     return mask, est, (mix - est).astype(np.float32)
@@ -422,8 +423,10 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         ngrid, ncfg = nmf_setup(settings, n_parts)
         drums = [inst.is_drum for inst in aligned.instruments]
         timbres = note_spectra(programs, parts_notes, drums, ngrid, settings.soundfont) if ncfg.timbre_init else None
+        # parts of one instrument share their templates (drum parts never)
+        tie = [None if drum else int(p) for p, drum in zip(programs, drums)] if ncfg.tie else None
         nmf_mask, target_est, rest_est = stage_nmf(mix, ngrid, parts_notes, target_index, tuning, ncfg, seed,
-                                                   percussive, timbres)
+                                                   percussive, timbres, tie)
     timings["nmf"] = time.perf_counter() - t
 
     t = time.perf_counter()

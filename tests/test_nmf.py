@@ -121,6 +121,8 @@ def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
     assert c_one.partial_cents == s.nmf.single_partial_cents
     assert c_full.shapes == tuple(s.nmf.shapes) and c_one.shapes == tuple(s.nmf.single_shapes)
     assert len(c_full.shapes) > len(c_one.shapes) == 1
+    assert (c_full.n_iter, c_full.tol_on) == (s.nmf.n_iter, s.nmf.tol_on)
+    assert (c_one.n_iter, c_one.tol_on) == (s.nmf.single_n_iter, s.nmf.single_tol_on)
     assert (g_full.sr, g_full.hop, g_full.n_fft) == (s.grid.sr, s.grid.hop, s.grid.n_fft)
 
 
@@ -207,6 +209,30 @@ def test_sustained_parts_get_several_template_shapes():
     assert many[0] > scores[1][0] + 4.0 and many[1] > scores[1][1] + 4.0, scores
     W, _, owner = build_model(parts, grid, 10, 0.0, NMFSettings(onsets="none"), percussive=[True, True])
     assert list(owner) == [0, 1]
+
+
+def test_parts_of_one_instrument_share_their_templates():
+    """``tie``: two parts with the same label learn one template per pitch (from both parts'
+    notes) while their activations stay apart; a part with another label keeps its own."""
+    grid = Grid(sr=SR, bins_per_octave=36)
+    a = tone(60, 0.2, 1.2, 3.0)
+    b = 0.7 * tone(60, 1.6, 2.6, 3.0) + 0.3 * _partials(60, [0.0, 1.0, 0.0, 0.5])  # a brighter player
+    c = 0.5 * tone(67, 0.2, 2.6, 3.0)
+    mix = a + b + c
+    parts = [np.array([[0.2, 1.2, 60, 90]]), np.array([[1.6, 2.6, 60, 90]]), np.array([[0.2, 2.6, 67, 90]])]
+    V = torch.from_numpy(log_magnitude(mix, grid))
+    cfg = NMFSettings(partial_cents=80.0, shapes=(1.0,))
+    free = score_nmf(V, parts, grid, 0.0, cfg, percussive=[False] * 3)
+    tied = score_nmf(V, parts, grid, 0.0, cfg, percussive=[False] * 3, tie=[71, 71, 40])
+    col = lambda res, j: res.W[:, list(res.owner).index(j)]
+    assert not np.allclose(col(free, 0), col(free, 1), atol=1e-4)
+    np.testing.assert_allclose(col(tied, 0), col(tied, 1), atol=1e-6)
+    assert not np.allclose(col(tied, 0), col(tied, 2), atol=1e-4)
+    frames = lambda t0, t1: slice(int(t0 * grid.frame_rate), int(t1 * grid.frame_rate))
+    for res in (free, tied):
+        assert res.masks[0][:, frames(0.4, 1.0)].max() > 0.9 > 0.05 > res.masks[0][:, frames(1.8, 2.4)].max()
+        assert res.masks[1][:, frames(1.8, 2.4)].max() > 0.9 > 0.05 > res.masks[1][:, frames(0.4, 1.0)].max()
+    assert score_nmf(V, parts, grid, 0.0, cfg, percussive=[False] * 3, tie=[1, 2, 3]).W.shape == free.W.shape
 
 
 def test_note_spectra_render_each_parts_pitches():
