@@ -105,8 +105,10 @@ def score_nmf(mix: np.ndarray, sr: int, aligned_pm, targets, grid, tuning: float
     from bespoke.nmf import score_nmf as _nmf
     from bespoke.separate import apply_mask
 
-    # as published: one template per pitch (percussive=None below would also keep one)
-    cfg = NMFSettings(**{"onsets": "all", "partial_cents": 40.0, "shapes": (1.0,), **kw})
+    # as published: one template per pitch, 30 iterations, activations from 0.15 s before each onset
+    # (bespoke's own first pass has moved on from these defaults)
+    cfg = NMFSettings(**{"onsets": "all", "partial_cents": 40.0, "shapes": (1.0,), "n_iter": 30, "tol_on": 0.15,
+                         **kw})
     y = resample(mix.astype(np.float32), sr, grid.sr)
     V = torch.from_numpy(log_magnitude(y, grid))
     parts = [notes_array(inst) for inst in aligned_pm.instruments]
