@@ -79,6 +79,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
     cmd = "python -m bench.run " + " ".join(meta.get("argv", []))
     w(f"Made by `{cmd.strip()}` on {meta['date']} at commit `{g.get('commit', '?')}`"
       + (" (with uncommitted changes)" if g.get("dirty") else "") + f"; the numbers are also in [{json_name}]({json_name}).\n")
+    if meta.get("merged"):
+        w(f"- Merged rows: {meta['merged']}.")
     w(f"- Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB; "
       f"Python {m.get('python', '?')}, torch {m.get('torch', '?')} on the CPU with {m.get('torch_threads', '?')} threads. "
       f"Load average at the start {meta.get('load_start')}, at the end {meta.get('load_end')}: "
