@@ -192,8 +192,8 @@ def _tie_groups(keys: Sequence[tuple], tie: Optional[Sequence[Optional[int]]]) -
     if tie is None:
         return None
     ids: dict = {}
-    gid = [ids.setdefault((tie[j] if j >= 0 and tie[j] is not None else ("part", j, p if j < 0 else None), p, kind),
-                          len(ids)) for j, p, kind in keys]
+    label = lambda j: tie[j] if j >= 0 and tie[j] is not None else ("part", j)  # noqa: E731
+    gid = [ids.setdefault((label(j), p, kind), len(ids)) for j, p, kind in keys]  # free ones: p is unique
     return torch.tensor(gid) if len(ids) < len(keys) else None
 
 

@@ -203,10 +203,12 @@ def nmf_setup(settings: Settings, n_parts: int):
 
     cfg = settings.nmf
     if n_parts <= 1:
-        grid = dataclasses.replace(settings.grid, bins_per_octave=int(cfg.single_bins_per_octave or settings.grid.bins_per_octave))
-        return grid, dataclasses.replace(cfg, partial_cents=float(cfg.single_partial_cents), shapes=tuple(cfg.single_shapes),
-                                         n_iter=int(cfg.single_n_iter), tol_on=float(cfg.single_tol_on))
-    grid = dataclasses.replace(settings.grid, bins_per_octave=int(cfg.bins_per_octave or settings.grid.bins_per_octave))
+        bpo = cfg.single_bins_per_octave
+        cfg = dataclasses.replace(cfg, partial_cents=float(cfg.single_partial_cents), shapes=cfg.single_shapes,
+                                  n_iter=int(cfg.single_n_iter), tol_on=float(cfg.single_tol_on))
+    else:
+        bpo = cfg.bins_per_octave
+    grid = dataclasses.replace(settings.grid, bins_per_octave=int(bpo or settings.grid.bins_per_octave))
     return grid, dataclasses.replace(cfg, shapes=tuple(cfg.shapes))
 
 
