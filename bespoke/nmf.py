@@ -85,7 +85,11 @@ class NMFSettings:
     single_n_iter: int = 30
     single_tol_on: float = 0.15
     power: float = 1.0            # soft-mask exponent
-    chunk_frames: int = 20000     # frames per chunk of the activation updates (memory bound)
+    chunk_frames: int = 20000     # frames per chunk of the output masks (memory bound)
+    # The updates run over blocks of this many frames, each with only the components whose notes
+    # sound somewhere in it (a note's activations are zero outside its span and multiplicative
+    # updates keep them so): the same factorisation with a fraction of the products.
+    block_frames: int = 256
 
 
 @dataclass
@@ -201,7 +205,7 @@ def _group_sum(x: torch.Tensor, gid: Optional[torch.Tensor]) -> torch.Tensor:
     """Sum ``x`` ``(K, ...)`` over each tied group, back on every member's row."""
     if gid is None:
         return x
-    out = torch.zeros((int(gid.max()) + 1,) + tuple(x.shape[1:]), dtype=x.dtype).index_add_(0, gid, x)
+    out = torch.zeros((int(gid.max()) + 1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device).index_add_(0, gid, x)
     return out[gid]
 
 
@@ -209,7 +213,7 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
               cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None,
               percussive: Optional[Sequence[bool]] = None,
               timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None,
-              tie: Optional[Sequence[Optional[int]]] = None) -> NMFResult:
+              tie: Optional[Sequence[Optional[int]]] = None, device=None) -> NMFResult:
     """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
     aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
 
@@ -225,33 +229,45 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
     and denominators summed over the group); their activations stay their own.
 
     keep: the parts whose masks to return (default: all, then the free components'); the
-    result's ``masks`` then holds only those, in that order (saves memory on long songs)."""
+    result's ``masks`` then holds only those, in that order (saves memory on long songs).
+
+    device: where the updates run (default the CPU); the result is on the CPU either way."""
     cfg = cfg or NMFSettings()
-    V = V.to(torch.float32).cpu() + 1e-9
+    dev = torch.device(device or "cpu")
+    V = V.to(dev, torch.float32) + 1e-9
     F, N = V.shape
     W_np, Hmask, owner, keys = build_model(parts_notes, grid, N, tuning, cfg, seed, percussive, timbres,
                                            with_keys=True)
     gid = _tie_groups(keys, tie)
-    W = torch.from_numpy(W_np)
+    gid = None if gid is None else gid.to(dev)
+    W = torch.from_numpy(W_np).to(dev)
     if gid is not None:  # tied columns start as their group's mean
-        W = (_group_sum(W.T, gid) / _group_sum(torch.ones(len(gid), 1), gid)).T.contiguous()
-    H = torch.from_numpy(Hmask.astype(np.float32))
+        W = (_group_sum(W.T, gid) / _group_sum(torch.ones(len(gid), 1, device=dev), gid)).T.contiguous()
+    H = torch.from_numpy(Hmask.astype(np.float32)).to(dev)
     K = W.shape[1]
     chunks = [(a, min(a + cfg.chunk_frames, N)) for a in range(0, N, cfg.chunk_frames)]
+    blocks = []  # (first frame, end frame, the components active in it)
+    step = cfg.block_frames if dev.type == "cpu" else cfg.chunk_frames  # a GPU prefers few large products
+    for a in range(0, N, step):
+        b = min(a + step, N)
+        k = np.flatnonzero(Hmask[:, a:b].any(axis=1))
+        if len(k):
+            blocks.append((a, b, torch.from_numpy(k).to(dev)))
     # start the activations at the data's scale
     scale = float(V.sum()) / max(float((W @ H).sum()), 1e-9)
     H *= scale
     for _ in range(cfg.n_iter):
         wsum = W.sum(dim=0)[:, None].clamp_min(1e-12)
-        numW = torch.zeros(F, K)
-        hsum = torch.zeros(K)
-        for a, b in chunks:
-            Hc = H[:, a:b]
-            R = V[:, a:b] / (W @ Hc).clamp_min(1e-12)
-            Hc *= (W.T @ R) / wsum
-            R = V[:, a:b] / (W @ Hc).clamp_min(1e-12)
-            numW += R @ Hc.T
-            hsum += Hc.sum(dim=1)
+        numW = torch.zeros(F, K, device=dev)
+        hsum = torch.zeros(K, device=dev)
+        for a, b, k in blocks:
+            Wb, Hb, Vb = W[:, k], H[k, a:b], V[:, a:b]
+            R = Vb / (Wb @ Hb).clamp_min(1e-12)
+            Hb *= (Wb.T @ R) / wsum[k]
+            R = Vb / (Wb @ Hb).clamp_min(1e-12)
+            numW[:, k] += R @ Hb.T
+            hsum[k] += Hb.sum(dim=1)
+            H[k, a:b] = Hb
         numW, hsum = _group_sum(numW.T, gid).T, _group_sum(hsum, gid)
         W *= numW / hsum[None, :].clamp_min(1e-12)
         s = W.sum(dim=0, keepdim=True).clamp_min(1e-12)
@@ -264,10 +280,10 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
     for a, b in chunks:
         lam = []
         for j in groups:
-            k = torch.from_numpy(np.flatnonzero(owner == j))
-            lam.append((W[:, k] @ H[k, a:b]) ** cfg.power if len(k) else torch.zeros(F, b - a))
+            k = torch.from_numpy(np.flatnonzero(owner == j)).to(dev)
+            lam.append((W[:, k] @ H[k, a:b]) ** cfg.power if len(k) else torch.zeros(F, b - a, device=dev))
         lam = torch.stack(lam)
         share = lam / lam.sum(dim=0, keepdim=True).clamp_min(1e-20)
         for i, j in enumerate(keep):
-            masks[i, :, a:b] = share[groups.index(j)].numpy()
-    return NMFResult(masks=masks, W=W.numpy(), owner=owner)
+            masks[i, :, a:b] = share[groups.index(j)].cpu().numpy()
+    return NMFResult(masks=masks, W=W.cpu().numpy(), owner=owner)

@@ -213,12 +213,12 @@ def nmf_setup(settings: Settings, n_parts: int):
 
 
 def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: float, cfg,
-              seed: int = 0, percussive=None, timbres=None, tie=None):
+              seed: int = 0, percussive=None, timbres=None, tie=None, device=None):
     """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
     (``percussive``: for each part, whether it is struck or plucked; ``timbres``: each part's
     rendered notes, see note_spectra; ``tie``: each part's label for shared templates; see
-    nmf.score_nmf), on ``grid`` with NMFSettings ``cfg``
-    (see nmf_setup).
+    nmf.score_nmf), on ``grid`` with NMFSettings ``cfg`` (see nmf_setup), on ``device`` (default
+    the CPU).
 
     Returns (the target's NMF mask ``(grid.n_log, n_frames)``, the target as NMF hears it and
     the rest, both ``(n_samples,)``)."""
@@ -230,7 +230,7 @@ def stage_nmf(mix: np.ndarray, grid, parts_notes, target_index: int, tuning: flo
 
     V = torch.from_numpy(log_magnitude(mix, grid))
     res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index],
-                    percussive=percussive, timbres=timbres, tie=tie)
+                    percussive=percussive, timbres=timbres, tie=tie, device=device)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
     return mask, est, (mix - est).astype(np.float32)
@@ -428,7 +428,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         # parts of one instrument share their templates (drum parts never)
         tie = [None if drum else int(p) for p, drum in zip(programs, drums)] if ncfg.tie else None
         nmf_mask, target_est, rest_est = stage_nmf(mix, ngrid, parts_notes, target_index, tuning, ncfg, seed,
-                                                   percussive, timbres, tie)
+                                                   percussive, timbres, tie, device)
     timings["nmf"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -253,3 +253,33 @@ def test_note_spectra_render_each_parts_pitches():
         f0 = int(np.argmin(np.abs(grid.log_freqs - midi_to_hz(pitch, 0.0))))
         assert s[f0 - 1:f0 + 2].max() > 10 * np.median(s)
     assert not np.allclose(spectra[0][60], spectra[1][45])
+
+
+def _four_notes_in_a_row():
+    """Three parts over 6 s whose notes come and go (so blocks hold different components), with
+    a tied pair: (V, parts, grid, tie)."""
+    grid = Grid(sr=SR, bins_per_octave=36)
+    spans = [[(0.1, 1.5, 60), (3.0, 4.0, 62)], [(1.0, 2.5, 67), (4.5, 5.8, 65)], [(2.0, 5.0, 55)]]
+    mix = sum(tone(p, s, e, 6.0) for part in spans for s, e, p in part)
+    parts = [np.array([[s, e, p, 90] for s, e, p in part], dtype=float) for part in spans]
+    return torch.from_numpy(log_magnitude(mix, grid)), parts, grid, [71, 71, 42]
+
+
+def test_block_updates_are_the_dense_factorisation():
+    """The updates over short blocks (each with only the components that sound in it) give the
+    factorisation a single block over the whole song gives."""
+    V, parts, grid, tie = _four_notes_in_a_row()
+    whole = score_nmf(V, parts, grid, 0.0, NMFSettings(block_frames=10 ** 6), tie=tie)
+    blocks = score_nmf(V, parts, grid, 0.0, NMFSettings(block_frames=16), tie=tie)
+    assert V.shape[1] > 8 * 16
+    assert np.allclose(whole.masks, blocks.masks, atol=1e-4)
+    assert np.allclose(whole.W, blocks.W, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_the_factorisation_runs_on_a_gpu():
+    V, parts, grid, tie = _four_notes_in_a_row()
+    cpu = score_nmf(V, parts, grid, 0.0, NMFSettings(), tie=tie)
+    gpu = score_nmf(V, parts, grid, 0.0, NMFSettings(), tie=tie, device="cuda")
+    assert isinstance(gpu.masks, np.ndarray) and gpu.masks.shape == cpu.masks.shape
+    assert np.abs(gpu.masks - cpu.masks).max() < 1e-2
