@@ -91,8 +91,11 @@ class NMFSettings:
     chunk_frames: int = 20000     # frames per chunk of the output masks (memory bound)
     # The updates run over blocks of this many frames, each with only the components whose notes
     # sound somewhere in it (a note's activations are zero outside its span and multiplicative
-    # updates keep them so): the same factorisation with a fraction of the products.
-    block_frames: int = 256
+    # updates keep them so): the same factorisation with fewer products, on arrays that stay in
+    # the CPU's cache. Against the 20000-frame chunks before, the same iterations, 2 cores: a
+    # 10-minute four-part chorale 18.7 -> 5.0 s (256 frames: 21.1 s, too little skipped for the
+    # overhead), a 3.8-minute quartet 6.6 -> 3.3 s (256: 2.4 s).
+    block_frames: int = 1024
 
 
 @dataclass
