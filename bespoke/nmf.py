@@ -27,8 +27,9 @@ from .spectral import Grid, midi_to_hz
 
 @dataclass
 class NMFSettings:
-    # Multiplicative-update iterations (a full score's; see single_n_iter). With the block updates
-    # below, 70 cost less than 45 did before them. NMF alone on the bench's 13 targets, 45 -> 70:
+    # Multiplicative-update iterations (a full score's; see single_n_iter); the stage's time grows
+    # with them (make bench-scale, 60 minutes: 39.6 s at 45, 73 s at 70). NMF alone on the bench's
+    # 13 targets, 45 -> 70:
     # real 8.36 -> 8.39 dB, synthetic 8.14 -> 8.16, same instrument 7.91 -> 7.95 (100 or 150: no more).
     n_iter: int = 70
     n_partials: int = 40          # harmonics per pitch template
@@ -91,10 +92,11 @@ class NMFSettings:
     chunk_frames: int = 20000     # frames per chunk of the output masks (memory bound)
     # The updates run over blocks of this many frames, each with only the components whose notes
     # sound somewhere in it (a note's activations are zero outside its span and multiplicative
-    # updates keep them so): the same factorisation with fewer products, on arrays that stay in
-    # the CPU's cache. Against the 20000-frame chunks before, the same iterations, 2 cores: a
-    # 10-minute four-part chorale 18.7 -> 5.0 s (256 frames: 21.1 s, too little skipped for the
-    # overhead), a 3.8-minute quartet 6.6 -> 3.3 s (256: 2.4 s).
+    # updates keep them so): the same factorisation with fewer products. Against the 20000-frame
+    # chunks before, the same iterations, 2 shared cores (noisy): a 3.8-minute quartet 6.6 ->
+    # 3.3 s, a 2.3-minute one 5.2 -> 2.1 s; a 10-minute four-part chorale, whose notes leave few
+    # templates to skip, about the same (5.0 and 6.0 s against 7.1 and 6.3 s in two runs each).
+    # 256-frame blocks were faster on the quartets and far slower on the chorale.
     block_frames: int = 1024
 
 
