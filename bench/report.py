@@ -250,7 +250,7 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
       "(2012): harmonic and onset templates per part and pitch, activations held at zero outside the aligned "
       "notes (±0.15/0.25 s), each partial's band ±50 cents, 30 KL multiplicative updates on bespoke's "
       "log-frequency grid (24 bins per octave), soft-mask reconstruction. bespoke's own first pass is the "
-      "same code with wider bands (±80 cents on a 48-bin grid), 45 iterations, activations from 0.08 s before "
+      "same code with wider bands (±80 cents on a 48-bin grid), 70 iterations, activations from 0.08 s before "
       "each onset, onset templates for struck and plucked parts only, templates that start from one note of "
       "each part's instrument rendered with its soundfont instead of 1/h, three of them per pitch (brighter "
       "and darker starts) for bowed and blown parts, shared by parts of one instrument; the Ablation section "

@@ -29,8 +29,8 @@ from .spectral import Grid, midi_to_hz
 class NMFSettings:
     # Multiplicative-update iterations (a full score's; see single_n_iter); the stage's time grows
     # with them (make bench-scale, 60 minutes: 39.6 s at 45, 73 s at 70). NMF alone on the bench's
-    # 13 targets, 45 -> 70:
-    # real 8.36 -> 8.39 dB, synthetic 8.14 -> 8.16, same instrument 7.91 -> 7.95 (100 or 150: no more).
+    # 13 targets, 45 -> 70: real 8.36 -> 8.39 dB, synthetic 8.14 -> 8.16, same instrument 7.91 ->
+    # 7.95 (100 or 150: no more).
     n_iter: int = 70
     n_partials: int = 40          # harmonics per pitch template
     # A partial's band: +- this (at least +- one log bin), the room its learned template has.
@@ -80,9 +80,10 @@ class NMFSettings:
     # same whichever part plays it, and each template learns from every part's notes (score_nmf's
     # ``tie``; the activations stay each part's own).
     tie: bool = True
-    # A full score's factorisation runs on 48 bins per octave (above), 45 (now 70) iterations and activations
-    # from 0.08 s before each aligned onset, and ties same-instrument parts; a single part keeps the
-    # settings it was measured with (30 iterations, 0.15 s). With the shapes above, NMF alone on
+    # A full score's factorisation runs on 48 bins per octave (above), more iterations (n_iter) and
+    # activations from 0.08 s before each aligned onset, and ties same-instrument parts; a single
+    # part keeps the settings it was measured with (30 iterations, 0.15 s). With the shapes above,
+    # 45 iterations (n_iter's value then), NMF alone on
     # the bench's 13 targets: real 8.18 -> 8.36 dB, synthetic 7.83 -> 8.14, same instrument 7.60 ->
     # 7.91 (36 bins per octave, 30 iterations, 0.15 s, untied before; the tie alone +0.04..+0.10 on
     # same instrument, the finer grid alone +0.09 / +0.18 / +0.11).
