@@ -208,6 +208,16 @@ def _roll_features(events, n_frames: int, rate: float = 100.0):
     return A.MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=0.0)
 
 
+def _search_from(notes, feats, k: float, start: float, score_len: float, p):
+    """note_dp_times over ``notes`` on ``feats``, starting from a path at tempo ``k`` (audio s per
+    score s) from ``start`` s: (the score's onsets, their audio times)."""
+    score = A.ScoreFeatures(notes, p)
+    model = A.CostModel(score, feats, 1, 0.0, k / feats.rate, int(score_len / (k / feats.rate)), p)
+    rows = np.arange(model.n_rows)
+    cols = np.round(start * feats.rate + rows).astype(int)
+    return A.note_dp_times(rows, cols, model, score, k, p)
+
+
 def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
     """After part note 8, a louder voice sustains that note's pitch and then plays the part's next
     eight notes 3 s late. Summed frame by frame, holding note 8 over the sustained pitch buys
@@ -227,11 +237,7 @@ def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
     misplaced = {}
     for norm in (0.0, A.AlignParams().dp_presence_norm):
         p = dataclasses.replace(A.AlignParams(), dp_presence_norm=norm)
-        score = A.ScoreFeatures(notes, p)
-        model = A.CostModel(score, feats, 1, 0.0, 1.0 / feats.rate, int(n * 0.5 * feats.rate), p)
-        rows = np.arange(model.n_rows)
-        cols = np.round(true_on[0] * feats.rate + rows).astype(int)
-        _, t = A.note_dp_times(rows, cols, model, score, 1.0, p)
+        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, p)
         misplaced[norm] = int(np.sum(np.abs(t - true_on) > 0.03))
     assert misplaced[0.0] >= 8, misplaced          # the plain sum follows the louder voice
     assert misplaced[A.AlignParams().dp_presence_norm] == 0, misplaced
@@ -251,13 +257,8 @@ def test_tempo_prior_follows_a_tempo_change():
     acc = np.arange(0.0, 17.0, 0.25) + 0.1
     events += [(t, t + 0.3, q, 1.0) for t, q in zip(acc, rng.choice([55, 60, 62, 64, 65, 67, 69], size=len(acc)))]
     feats = _roll_features(events, n_frames=1800)
-    p = A.AlignParams()
-    score = A.ScoreFeatures(notes, p)
     k = float((true_on[-1] + ioi[-1] - true_on[0]) / 16.0)
-    model = A.CostModel(score, feats, 1, 0.0, k / feats.rate, int(16.0 / (k / feats.rate)), p)
-    rows = np.arange(model.n_rows)
-    cols = np.round(true_on[0] * feats.rate + rows).astype(int)          # the average tempo throughout
-    on, t = A.note_dp_times(rows, cols, model, score, k, p)
+    on, t = _search_from(notes, feats, k, true_on[0], 16.0, A.AlignParams())   # the average tempo throughout
     assert np.allclose(on, score_on)
     err = np.abs(t - true_on)
     assert np.max(err) <= 0.03, np.round(err, 3)

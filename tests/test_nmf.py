@@ -255,7 +255,7 @@ def test_note_spectra_render_each_parts_pitches():
     assert not np.allclose(spectra[0][60], spectra[1][45])
 
 
-def _four_notes_in_a_row():
+def _parts_that_come_and_go():
     """Three parts over 6 s whose notes come and go (so blocks hold different components), with
     a tied pair: (V, parts, grid, tie)."""
     grid = Grid(sr=SR, bins_per_octave=36)
@@ -268,7 +268,7 @@ def _four_notes_in_a_row():
 def test_block_updates_are_the_dense_factorisation():
     """The updates over short blocks (each with only the components that sound in it) give the
     factorisation a single block over the whole song gives."""
-    V, parts, grid, tie = _four_notes_in_a_row()
+    V, parts, grid, tie = _parts_that_come_and_go()
     whole = score_nmf(V, parts, grid, 0.0, NMFSettings(block_frames=10 ** 6), tie=tie)
     blocks = score_nmf(V, parts, grid, 0.0, NMFSettings(block_frames=16), tie=tie)
     assert V.shape[1] > 8 * 16
@@ -278,7 +278,7 @@ def test_block_updates_are_the_dense_factorisation():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 def test_the_factorisation_runs_on_a_gpu():
-    V, parts, grid, tie = _four_notes_in_a_row()
+    V, parts, grid, tie = _parts_that_come_and_go()
     cpu = score_nmf(V, parts, grid, 0.0, NMFSettings(), tie=tie)
     gpu = score_nmf(V, parts, grid, 0.0, NMFSettings(), tie=tie, device="cuda")
     assert isinstance(gpu.masks, np.ndarray) and gpu.masks.shape == cpu.masks.shape
