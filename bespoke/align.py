@@ -162,6 +162,11 @@ class AlignParams:
     dp_lambda: float = 50.0          #   weight (in frames of cost) of an interval's departure from the tempo
     dp_stretch: float = 0.5          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
     dp_onset: float = 8.0            #   weight (in frames) of the onset evidence at each onset
+    # ... and of the mixture's onsets at any pitch (spectral flux): the part's notes start where
+    # something in the recording starts, even where their own pitches are masked or repeated (a
+    # repeated note after a fermata; a line whose pitches another voice holds). align_eval single
+    # part, within 100 ms: 0 / 4 / 8 / 12 gave 96.5 / 96.9 / 97.2 / 97.2 %; full score 99.8 -> 99.9.
+    dp_any_onset: float = 8.0
     dp_tempo_bins: int = 15          #   the performer's tempo, a hidden state: this many bins of log-tempo ...
     dp_tempo_step: float = 0.1       #   ... this far apart, centred on the average tempo
     dp_tempo_change: float = 100.0   #   penalty per unit of log-tempo change between onsets
@@ -228,12 +233,14 @@ def harmonic_sum_matrix(n_harm: int, decay: float, lo_pitch: int = PITCH_LO, n_p
 
 @dataclass
 class MixFeatures:
-    """Mixture features at the finest rate: ``sal`` and ``ons`` float16 ``(n_frames, 88)``."""
+    """Mixture features at the finest rate: ``sal`` and ``ons`` float16 ``(n_frames, 88)``, and
+    ``flux``, the onsets at any pitch."""
 
     sal: np.ndarray
     ons: np.ndarray
     rate: float
     tuning_cents: float
+    flux: Optional[np.ndarray] = None   # float32 ``(n_frames,)``: onsets at any pitch (None: not used)
     _pooled: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -281,6 +288,7 @@ def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: 
     np.subtract(L[1:], L[:-1], out=L[1:])
     L[0] = 0.0
     np.maximum(L, 0.0, out=L)
+    flux = L.sum(axis=1)
     ons = L @ H
     del L
     # pitch salience relative to the frame's strongest pitch (floor: quiet frames stay low)
@@ -292,10 +300,15 @@ def mixture_features(y: np.ndarray, sr: int, tuning_cents: float = 0.0, params: 
     opeak = scipy.ndimage.maximum_filter1d(ons.max(axis=1), size=w, mode="nearest")
     ofloor = 0.1 * float(np.percentile(opeak, 90)) + 1e-9
     ons /= np.maximum(opeak, ofloor)[:, None]
+    fpeak = scipy.ndimage.maximum_filter1d(flux, size=w, mode="nearest")
+    flux /= np.maximum(fpeak, 0.1 * float(np.percentile(fpeak, 90)) + 1e-9)
+    flux = flux[:, None]
     if p.onset_decay_s > 0:
         a = math.exp(-1.0 / (p.onset_decay_s * rate))
         _decay_inplace(ons, a)
-    return MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=tuning_cents)
+        _decay_inplace(flux, a)
+    return MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=tuning_cents,
+                       flux=flux[:, 0].astype(np.float32))
 
 
 def _log_semitone_spectrum(y: np.ndarray, hop: int, n_fft: int, tuning_cents: float, compress: float,
@@ -436,6 +449,9 @@ class CostModel:
         self.score, self.p = score, params
         self.factor = factor
         self.sal, self.mu_s, self.cov_s, self.osal, self.mu_o, self.cov_o = mix.pooled(factor)
+        self.flux = None    # z-scores of the onsets at any pitch, at the finest level only (the note search)
+        if factor <= 1 and mix.flux is not None:
+            self.flux = ((mix.flux - mix.flux.mean()) / (mix.flux.std() + 1e-9)).astype(np.float32)
         self.a_period = factor / mix.rate
         self.s0, self.s_period, self.n_rows = s0, s_period, n_rows
         self.n_cols = self.sal.shape[0]
@@ -670,7 +686,7 @@ def note_dp_times(rows: np.ndarray, cols: np.ndarray, model: CostModel, score: S
     """A tempo prior: each score onset u_i gets an audio time t_i near the path's (within
     ``p.dp_window`` s), and the performer a tempo tau_i (a hidden state, ``p.dp_tempo_bins`` bins of
     log-tempo around the average tempo k), chosen by dynamic programming over the onsets to minimise
-      sum_i [ dp_onset * onset cost of u_i's notes at t_i
+      sum_i [ dp_onset * onset cost of u_i's notes at t_i + dp_any_onset * onset cost at any pitch at t_i
               + w_i * sum of the presence cost of the notes sounding in [u_i, u_i+1) over [t_i, t_i+1)
               + dp_tempo_change * |log tau_i+1 - log tau_i|
               + dp_lambda * rho(log((t_i+1 - t_i) / (tau_i+1 (u_i+1 - u_i)))) ]
@@ -729,10 +745,15 @@ def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_
         j0 = max(int(cand[i, 0]) - step // 2, 0)
         j1 = min(int(cand[i, -1]) + step, n_cols)
         xo = model.osal[j0:j1].astype(np.float32) - model.mu_o
-        e = _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
+        e = p.dp_onset * _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
         if step > 1:
             e = scipy.ndimage.minimum_filter1d(e, size=step, mode="nearest")
-        E[i] = p.dp_onset * e[np.clip(cand[i] - j0, 0, len(e) - 1)]
+        if p.dp_any_onset > 0 and model.flux is not None:
+            f = p.dp_any_onset * (1.0 - np.tanh(model.flux[j0:j1] / p.z_scale))
+            if step > 1:
+                f = scipy.ndimage.minimum_filter1d(f, size=step, mode="nearest")
+            e = e + f
+        E[i] = e[np.clip(cand[i] - j0, 0, len(e) - 1)]
     E[~valid] = np.inf
     nT = max(int(p.dp_tempo_bins), 1)
     lt = math.log(k) + (np.arange(nT) - (nT - 1) / 2) * p.dp_tempo_step         # log tempo of each bin

@@ -197,7 +197,8 @@ def test_squeeze_limited_steps():
 
 def _roll_features(events, n_frames: int, rate: float = 100.0):
     """MixFeatures of a recording holding ``events`` [(start s, end s, pitch, level)]: pitch salience
-    the level while a note sounds, onset salience the level at its start decaying over 50 ms."""
+    the level while a note sounds, onset salience the level at its start decaying over 50 ms, and
+    the onsets at any pitch their sum."""
     sal = np.zeros((n_frames, A.N_PITCH), np.float32)
     ons = np.zeros((n_frames, A.N_PITCH), np.float32)
     for s, e, pitch, level in events:
@@ -205,7 +206,8 @@ def _roll_features(events, n_frames: int, rate: float = 100.0):
         sal[j0:j1, k] = np.maximum(sal[j0:j1, k], level)
         tail = level * np.exp(-np.arange(min(10, n_frames - j0)) / (0.05 * rate))
         ons[j0:j0 + len(tail), k] = np.maximum(ons[j0:j0 + len(tail), k], tail)
-    return A.MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=0.0)
+    return A.MixFeatures(sal=sal.astype(np.float16), ons=ons.astype(np.float16), rate=rate, tuning_cents=0.0,
+                         flux=ons.sum(axis=1))
 
 
 def _search_from(notes, feats, k: float, start: float, score_len: float, p):
@@ -223,7 +225,8 @@ def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
     eight notes 3 s late. Summed frame by frame, holding note 8 over the sustained pitch buys
     evidence with every frame, and the search follows the louder voice; with each interval's
     presence scaled towards its mean over the expected length (dp_presence_norm), every onset
-    stays where the part plays it."""
+    stays where the part plays it. (The onsets at any pitch are left out, dp_any_onset 0: here
+    they would keep the part in place on their own.)"""
     rng = np.random.default_rng(1)
     n, j = 24, 8
     pitches = rng.choice([60, 62, 64, 65, 67, 69], size=n)
@@ -236,11 +239,38 @@ def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
     feats = _roll_features(events, n_frames=2000)
     misplaced = {}
     for norm in (0.0, A.AlignParams().dp_presence_norm):
-        p = dataclasses.replace(A.AlignParams(), dp_presence_norm=norm)
+        p = dataclasses.replace(A.AlignParams(), dp_presence_norm=norm, dp_any_onset=0.0)
         _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, p)
         misplaced[norm] = int(np.sum(np.abs(t - true_on) > 0.03))
     assert misplaced[0.0] >= 8, misplaced          # the plain sum follows the louder voice
     assert misplaced[A.AlignParams().dp_presence_norm] == 0, misplaced
+
+
+def test_repeated_notes_are_placed_by_the_onsets_of_the_other_voices():
+    """The part plays one pitch eight times, its last four notes slower (a ritardando); its own
+    pitch shows no re-attack, only one long note, while the other voices start a chord with each
+    of its notes. Without the onsets at any pitch (dp_any_onset 0) the search spreads the
+    ritardando evenly over the run; with them every onset lands on its chord."""
+    rng = np.random.default_rng(0)
+    n, f, r = 24, 8, 8
+    pitches = rng.choice([60, 62, 64, 65, 67, 69], size=n)
+    pitches[f:f + r] = pitches[f]
+    score_on = np.arange(n) * 0.5
+    notes = np.array([[u, u + 0.5, q, 90] for u, q in zip(score_on, pitches)])
+    ioi = np.full(n, 0.5)
+    ioi[f + r // 2:f + r] = 0.7
+    true_on = 1.0 + np.concatenate([[0.0], np.cumsum(ioi[:-1])])
+    events = [(t, t + d - 0.05, q, 0.6) for i, (t, d, q) in enumerate(zip(true_on, ioi, pitches))
+              if not f < i < f + r]
+    events = [(s, true_on[f + r] - 0.05, q, v) if s == true_on[f] else (s, e, q, v) for s, e, q, v in events]
+    events += [(t, t + d - 0.05, q, 0.5) for t, d, q in zip(true_on, ioi, rng.choice([43, 45, 47, 48, 50, 52], size=n))]
+    feats = _roll_features(events, n_frames=int((true_on[-1] + 2.0) * 100))
+    misplaced = {}
+    for w in (0.0, A.AlignParams().dp_any_onset):
+        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, dataclasses.replace(A.AlignParams(), dp_any_onset=w))
+        misplaced[w] = int(np.sum(np.abs(t - true_on) > 0.03))
+    assert misplaced[0.0] >= 3, misplaced          # their own pitch cannot tell where they start
+    assert misplaced[A.AlignParams().dp_any_onset] == 0, misplaced
 
 
 def test_tempo_prior_follows_a_tempo_change():
