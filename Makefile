@@ -34,12 +34,15 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 # the benchmark's own needs: music21's corpus, an independent SI-SDR (fast-bss-eval), a profiler,
-# and a second soundfont (MuseScore_General) to render its synthetic songs with (it shares some
-# samples with FluidR3_GM; bench/RESULTS.md lists which)
+# a second soundfont (MuseScore_General) to render its synthetic songs with (it shares some
+# samples with FluidR3_GM; bench/RESULTS.md lists which), and FluidR3_GM itself, the soundfont
+# bespoke trains with in the committed results (without it bespoke falls back to TimGM6mb)
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[test,plot,bench]"
-	@test -e /usr/share/sounds/sf3/MuseScore_General.sf3 || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y musescore-general-soundfont; }
+	@pk=""; \
+	test -e /usr/share/sounds/sf3/MuseScore_General.sf3 || pk="$$pk musescore-general-soundfont"; \
+	test -e /usr/share/sounds/sf2/FluidR3_GM.sf2 || pk="$$pk fluid-soundfont-gm"; \
+	if [ -n "$$pk" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y $$pk; fi
 	@touch $@
 
 demo: install
