@@ -263,7 +263,8 @@ def test_repeated_notes_are_placed_by_the_onsets_of_the_other_voices():
     events = [(t, t + d - 0.05, q, 0.6) for i, (t, d, q) in enumerate(zip(true_on, ioi, pitches))
               if not f < i < f + r]
     events = [(s, true_on[f + r] - 0.05, q, v) if s == true_on[f] else (s, e, q, v) for s, e, q, v in events]
-    events += [(t, t + d - 0.05, q, 0.5) for t, d, q in zip(true_on, ioi, rng.choice([43, 45, 47, 48, 50, 52], size=n))]
+    chords = rng.choice([43, 45, 47, 48, 50, 52], size=n)      # the other voices, below the part
+    events += [(t, t + d - 0.05, q, 0.5) for t, d, q in zip(true_on, ioi, chords)]
     feats = _roll_features(events, n_frames=int((true_on[-1] + 2.0) * 100))
     misplaced = {}
     for w in (0.0, A.AlignParams().dp_any_onset):
