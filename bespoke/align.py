@@ -242,10 +242,19 @@ class MixFeatures:
     tuning_cents: float
     flux: Optional[np.ndarray] = None   # float32 ``(n_frames,)``: onsets at any pitch (None: not used)
     _pooled: dict = field(default_factory=dict, repr=False)
+    _flux_z: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         return self.sal.shape[0]
+
+    def flux_z(self) -> Optional[np.ndarray]:
+        """``flux`` as z-scores over the recording, float32 ``(n_frames,)`` (None without flux);
+        computed once."""
+        if self._flux_z is None and self.flux is not None:
+            f = self.flux
+            self._flux_z = ((f - f.mean()) / (f.std() + 1e-9)).astype(np.float32)
+        return self._flux_z
 
     def pooled(self, factor: int):
         """Features pooled by ``factor`` frames (salience: mean, onsets: max) with their means and
@@ -449,9 +458,8 @@ class CostModel:
         self.score, self.p = score, params
         self.factor = factor
         self.sal, self.mu_s, self.cov_s, self.osal, self.mu_o, self.cov_o = mix.pooled(factor)
-        self.flux = None    # z-scores of the onsets at any pitch, at the finest level only (the note search)
-        if factor <= 1 and mix.flux is not None:
-            self.flux = ((mix.flux - mix.flux.mean()) / (mix.flux.std() + 1e-9)).astype(np.float32)
+        # z-scores of the onsets at any pitch, at the finest level only (the note search uses them)
+        self.flux = mix.flux_z() if factor <= 1 else None
         self.a_period = factor / mix.rate
         self.s0, self.s_period, self.n_rows = s0, s_period, n_rows
         self.n_cols = self.sal.shape[0]
@@ -741,6 +749,9 @@ def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_
     cand = np.clip(cand, 0, n_cols - 1)
     # onset cost at the candidates: the best frame within each step
     E = np.empty(cand.shape, np.float32)
+    any_on = None     # onset cost at any pitch, every frame (sliced per onset below)
+    if p.dp_any_onset > 0 and model.flux is not None:
+        any_on = p.dp_any_onset * (1.0 - np.tanh(model.flux / p.z_scale))
     for i in range(n_on):
         j0 = max(int(cand[i, 0]) - step // 2, 0)
         j1 = min(int(cand[i, -1]) + step, n_cols)
@@ -748,8 +759,8 @@ def _tempo_dp(center: np.ndarray, window: float, step: int, on: np.ndarray, ons_
         e = p.dp_onset * _z_cost(ons_w[i:i + 1], xo, model.cov_o, p.z_scale)[0]
         if step > 1:
             e = scipy.ndimage.minimum_filter1d(e, size=step, mode="nearest")
-        if p.dp_any_onset > 0 and model.flux is not None:
-            f = p.dp_any_onset * (1.0 - np.tanh(model.flux[j0:j1] / p.z_scale))
+        if any_on is not None:
+            f = any_on[j0:j1]
             if step > 1:
                 f = scipy.ndimage.minimum_filter1d(f, size=step, mode="nearest")
             e = e + f
