@@ -31,30 +31,30 @@ VARIANTS = [
     ("NMF stage alone, narrow bands", "the first pass alone as it was: the classic NMF (24 bins per octave, "
      "partials +-50 cents) with onset templates for struck and plucked parts only (the network is not used; "
      "1 training step)",
-     {"ensemble": 0.0, "nmf": {"bins_per_octave": 24, "partial_cents": 40.0, "timbre_init": False, "shapes": [1.0],
+     {"separate": {"ensemble": 0.0}, "nmf": {"bins_per_octave": 24, "partial_cents": 40.0, "timbre_init": False, "shapes": [1.0],
                                **_EARLIER}}),
     ("NMF stage alone, wide bands", "36 bins per octave, each partial's template free within +-80 cents "
      "(vibrato, intonation, stretched partials)",
-     {"ensemble": 0.0, "nmf": {"timbre_init": False, "shapes": [1.0], "bins_per_octave": 36, **_EARLIER}}),
+     {"separate": {"ensemble": 0.0}, "nmf": {"timbre_init": False, "shapes": [1.0], "bins_per_octave": 36, **_EARLIER}}),
     ("+ templates from the soundfont", "each template starts from the partial amplitudes of one rendered "
      "note of the part's instrument instead of 1/h",
-     {"ensemble": 0.0, "nmf": {"shapes": [1.0], "bins_per_octave": 36, **_EARLIER}}),
+     {"separate": {"ensemble": 0.0}, "nmf": {"shapes": [1.0], "bins_per_octave": 36, **_EARLIER}}),
     ("+ three shapes per sustained pitch", "a bowed or blown part's pitch gets three templates (those "
      "amplitudes raised to 1, 0.7 and 1.4), so its spectrum may change as the note is played",
-     {"ensemble": 0.0, "nmf": {"bins_per_octave": 36, **_EARLIER}}),
+     {"separate": {"ensemble": 0.0}, "nmf": {"bins_per_octave": 36, **_EARLIER}}),
     ("+ finer grid, tied instruments", "48 bins per octave, 45 iterations, activations from 0.08 s "
      "before each onset, and parts of one instrument sharing their templates",
-     {"ensemble": 0.0, "nmf": {"n_iter": 45}}),
+     {"separate": {"ensemble": 0.0}, "nmf": {"n_iter": 45}}),
     ("+ 70 iterations (default)", "the first pass alone as bespoke runs it: 70 iterations instead of 45",
-     {"ensemble": 0.0}),
+     {"separate": {"ensemble": 0.0}}),
     ("net: renderings only", "the network alone (no NMF in the mask), trained on the target's renderings "
      "over the NMF's estimate of the rest and the other parts rendered",
-     {"ensemble": 1.0, "train": {"pseudo_weight": 0.0}}),
+     {"separate": {"ensemble": 1.0}, "train": {"pseudo_weight": 0.0}}),
     ("+ NMF target as a source", "also trained on the NMF's estimate of the real target",
-     {"ensemble": 1.0}),
+     {"separate": {"ensemble": 1.0}}),
     ("+ mask ensemble, geometric mean", "the stem's mask is the weighted geometric mean of the network's "
      "and the NMF's, net ** 0.4 * nmf ** 0.6 (the default before the log-odds vote)",
-     {"ensemble": 0.4, "ensemble_pool": "product"}),
+     {"separate": {"ensemble": 0.4, "ensemble_pool": "product"}}),
     ("log-odds vote instead (default)", "the two masks vote in log-odds, sigmoid(1.5 (0.15 logit(net) + "
      "0.85 logit(nmf))): the product of experts on the target's side and the rest's, so a confident mask "
      "outvotes an unsure one",
@@ -62,7 +62,7 @@ VARIANTS = [
     ("+ self-training", "after half the steps, the pseudo-sources are replaced by the ensemble's estimates",
      {"train": {"self_train": 0.5}}),
     ("default, one timbre", "the default without timbre variety: one program, one soundfont, plain performance",
-     {"train": {"n_programs": 1, "extra_soundfonts": 0, "vary": False}}),
+     {"synth": {"n_programs": 1, "extra_soundfonts": 0, "vary": False}}),
 ]
 BEGIN, END = "<!-- ablation:begin -->", "<!-- ablation:end -->"
 
@@ -78,7 +78,7 @@ def run_variant(k: int, overrides: dict, songs: str, steps: int, work: Path, reu
         log(f"variant {k}: reusing {done}")
         return json.loads(done.read_text())["results"]
     methods = "mixture,nmf,bespoke" if k == 0 else "bespoke"
-    if overrides.get("ensemble") == 0.0:
+    if overrides.get("separate", {}).get("ensemble") == 0.0:
         steps = 1  # the network's mask is not used
     cmd = [sys.executable, "-m", "bench.run", "--songs", songs, "--methods", methods, "--steps", str(steps),
            "--true-align", "none", "--extra-settings", json.dumps(overrides), "--label", f"ablation{k}",

@@ -15,12 +15,13 @@ Sets:
   Songs marked "dev" were used while tuning the aligner; "test" songs were not.
 
 Also: confidence on right pairs against wrong pairs (the MIDI of another piece).
-Every figure goes through pipeline.stage_align, as `bespoke separate` and `bespoke align` do.
+Every figure goes through stages.align.align_score, as `bespoke separate` and `bespoke align` do.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -113,7 +114,6 @@ def trios_cases(seeds, devs, modes) -> List[Case]:
 
 def synth_cases(songs, modes, seed=0) -> List[Case]:
     import pretty_midi
-
     from align_songs import make_song
 
     out = []
@@ -133,16 +133,16 @@ def synth_cases(songs, modes, seed=0) -> List[Case]:
 
 
 def run_aligner(mix, sr, pm, settings=None):
+    """stages.align.align_score as the tool runs it: (aligned PrettyMIDI, Alignment, seconds)."""
     settings = settings or SETTINGS
-    """pipeline.stage_align as the tool runs it: (aligned PrettyMIDI, Alignment, seconds)."""
     from bespoke.config import Settings
-    from bespoke.pipeline import stage_align
     from bespoke.spectral import estimate_tuning
+    from bespoke.stages.align import align_score
 
     s = settings or Settings()
     t = time.perf_counter()
     tuning = estimate_tuning(mix, sr)
-    aligned, al = stage_align(mix, sr, pm, 0, s, tuning)
+    aligned, al = align_score(mix, sr, pm, 0, s, tuning)
     el = time.perf_counter() - t
     return aligned, al, el
 
@@ -153,9 +153,8 @@ SETTINGS = None  # the Settings every alignment runs with (main() fills it from 
 def _no_duration_check():
     from bespoke.config import Settings
 
-    s = copy.deepcopy(SETTINGS) if SETTINGS is not None else Settings()
-    s.align.max_duration_ratio = 0.0
-    return s
+    s = SETTINGS if SETTINGS is not None else Settings()
+    return dataclasses.replace(s, align=dataclasses.replace(s.align, max_duration_ratio=0.0))
 
 
 def evaluate_case(c: Case) -> List[dict]:
@@ -221,6 +220,7 @@ def table(rows: List[dict], title: str) -> str:
 def confidence_pairs(quick: bool) -> str:
     """Confidence of right pairs against wrong pairs (audio of one piece, MIDI of another)."""
     from align_songs import make_song
+
     from bespoke import audio as au
     from bespoke import midi
 
@@ -304,13 +304,10 @@ print(f"{{minutes:.1f}} min of audio (full score, {{len(err)}} notes): {{el:.1f}
     return (r.stdout + r.stderr).strip()
 
 
-def _override_params(items) -> None:
-    """Every alignment runs with these AlignParams knobs changed (NAME=VALUE, VALUE a Python literal
-    or a bare string)."""
+def _align_overrides(items) -> dict:
+    """The aligner's knobs (fields of bespoke.config.align.AlignSettings) every alignment runs with
+    changed: NAME=VALUE, VALUE a Python literal or a bare string."""
     import ast
-    import dataclasses
-
-    from bespoke.config import AlignSettings
 
     over = {}
     for it in items:
@@ -319,12 +316,7 @@ def _override_params(items) -> None:
             over[k] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
             over[k] = v
-    orig = AlignSettings.params
-
-    def params(self):
-        return dataclasses.replace(orig(self), **over)
-
-    AlignSettings.params = params
+    return over
 
 
 def main(argv=None):
@@ -339,18 +331,17 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the per-note errors summary here")
     ap.add_argument("--title", default="alignment")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override an align.AlignParams knob (repeatable; for experiments)")
+                    help="override an aligner knob, a field of config.align.AlignSettings (repeatable; for experiments)")
     ap.add_argument("--no-attack-comp", action="store_true",
                     help="place note-ons at the heard onsets (settings.align.compensate_attack off)")
     args = ap.parse_args(argv)
     global SETTINGS
     from bespoke.config import Settings
 
-    SETTINGS = Settings()
-    if hasattr(SETTINGS.align, "compensate_attack"):
-        SETTINGS.align.compensate_attack = not args.no_attack_comp
-    if args.set:
-        _override_params(args.set)
+    over = _align_overrides(args.set)
+    over.setdefault("compensate_attack", not args.no_attack_comp)
+    base = Settings()
+    SETTINGS = dataclasses.replace(base, align=dataclasses.replace(base.align, **over))
     modes = args.modes.split(",")
     cases: List[Case] = []
     sets = args.sets.split(",")

@@ -185,11 +185,11 @@ def make_song(corpus_path: str, seed: int, measures: Optional[tuple] = None, ens
     if use_cache and cache.exists():
         with open(cache, "rb") as f:
             return pickle.load(f)
+    import zlib
+
     import pretty_midi
 
     from bespoke.synth import Renderer
-
-    import zlib
 
     rng = np.random.default_rng([seed, zlib.crc32(corpus_path.encode())])
     parts = read_score(corpus_path, measures)

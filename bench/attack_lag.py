@@ -1,6 +1,6 @@
 """Measure, per GM program, how late bespoke's aligner places a note's start behind its note-on
 when the instrument is rendered by the default soundfont (its attack: a bowed string takes tens
-of milliseconds to speak, a piano none). Prints the table kept in bespoke/align.py
+of milliseconds to speak, a piano none). Prints the table kept in bespoke/align/attack.py
 (ATTACK_LAG_MS); rerun it when the aligner's features change.
 
     PYTHONPATH=. python bench/attack_lag.py [--soundfont SF2]
@@ -21,6 +21,7 @@ def measure(program: int, renderer, seconds: float = 24.0) -> float:
 
     from bespoke import align as A
     from bespoke import midi
+    from bespoke.config.align import AlignSettings
 
     rng = np.random.default_rng(program)
     low = program in range(32, 40) or program in (42, 43, 57, 58, 67, 70, 87)
@@ -37,7 +38,7 @@ def measure(program: int, renderer, seconds: float = 24.0) -> float:
     notes = midi.notes_array(inst)
     score = notes.copy()
     score[:, :2] = score[:, :2] * 1.1 + 0.3
-    al = A.align_notes(y, renderer.sr, score, 0.0, A.AlignParams())
+    al = A.align_notes(y, renderer.sr, score, 0.0, AlignSettings())
     err = al.time_map(score[:, 0]) - notes[:, 0]
     return float(np.median(err)) if np.mean(np.abs(err - np.median(err)) < 0.05) > 0.7 else float("nan")
 

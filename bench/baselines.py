@@ -4,7 +4,7 @@
   method that masks this STFT).
 - ``score_mask``: the simplest score-informed method: a harmonic mask drawn from the aligned
   MIDI (bespoke.spectral.harmonic_template), shared with the other parts where they overlap,
-  applied with bespoke.separate.apply_mask (the same output path as bespoke).
+  applied with bespoke.masks.apply_mask (the same output path as bespoke).
 - ``score_nmf``: score-informed NMF in the style of Ewert & Mueller (2012), "Using score-informed
   constraints for NMF-based source separation" (ICASSP): harmonic pitch templates per part and
   pitch plus onset templates, activations initialised from the aligned score with a tolerance
@@ -70,7 +70,7 @@ def score_mask(mix: np.ndarray, sr: int, aligned_pm, target_index: int, grid, tu
     """The target's harmonic template from the aligned MIDI as a mask: m = T / max(1, T + O),
     with T the target's template and O every other part's (both in [0, 1]) on the grid;
     so the target's harmonics pass, a bin shared with another part is split, the rest is cut."""
-    from bespoke.separate import apply_mask
+    from bespoke.masks import apply_mask
     from bespoke.spectral import harmonic_template
 
     n_frames = grid.n_frames(int(round(len(mix) * grid.sr / sr)))
@@ -95,15 +95,15 @@ def score_nmf(mix: np.ndarray, sr: int, aligned_pm, targets, grid, tuning: float
     onset templates for struck and plucked parts only, wider bands, and templates starting from
     each instrument's rendered notes; the ablation in bench/RESULTS.md shows what that and the
     network add. Every part of the aligned MIDI is modelled; with a single-part MIDI, free
-    components model the rest. The masks are applied with bespoke.separate.apply_mask, like
+    components model the rest. The masks are applied with bespoke.masks.apply_mask, like
     the score mask and bespoke itself.
     """
     from bespoke.audio import resample
     from bespoke.data import log_magnitude
+    from bespoke.masks import apply_mask
     from bespoke.midi import notes_array
     from bespoke.nmf import NMFSettings
     from bespoke.nmf import score_nmf as _nmf
-    from bespoke.separate import apply_mask
 
     # as published: one template per pitch, 30 iterations, activations from 0.15 s before each onset
     # (bespoke's own first pass has moved on from these defaults)

@@ -6,9 +6,8 @@ import json
 import math
 import os
 import sys
-from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 BASE_ORDER = ["mixture", "oracle", "score-mask", "score-mask@true", "nmf", "nmf@true", "bespoke", "bespoke@true",
               "bespoke-one-part"]
@@ -219,8 +218,8 @@ def write_report(doc: dict, path, json_name: str = "results.json") -> None:
     if to and "error" not in to:
         same = [f"{gm(int(p))} ({v:.2f})" for p, v in sorted(to.items(), key=lambda kv: int(kv[0])) if v >= 0.95]
         other = [f"{gm(int(p))} ({v:.2f})" for p, v in sorted(to.items(), key=lambda kv: int(kv[0])) if v < 0.95]
-        w(f"- Timbre overlap between the synthetic songs' soundfont and the tool's "
-          f"(peak normalised cross-correlation of one note; 1 = the same sample): "
+        w("- Timbre overlap between the synthetic songs' soundfont and the tool's "
+          "(peak normalised cross-correlation of one note; 1 = the same sample): "
           + (f"the same samples for {', '.join(same)}; " if same else "")
           + (f"different for {', '.join(other)}." if other else "")
           + " MuseScore_General reuses Fluid R3 samples for some instruments, so targets on those are "

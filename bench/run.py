@@ -4,7 +4,7 @@
     python -m bench.run --quick                 # a subset, a few minutes (make bench-quick)
     python -m bench.run --songs brahms,lussier:trumpet --methods bespoke,nmf --out /tmp/r.md
     python -m bench.run --songs lussier --methods bespoke --budget 15,30,60,120 --out /tmp/budget.md
-    python -m bench.run --extra-settings '{"train": {"n_programs": 1}}' --label one-timbre --out /tmp/a.md
+    python -m bench.run --extra-settings '{"synth": {"n_programs": 1}}' --label one-timbre --out /tmp/a.md
 
 Methods (rows): mixture (lower bound), oracle (ideal ratio mask from the true sources, upper
 bound), score-mask and nmf (with bespoke's own alignment), score-mask@true and nmf@true (with
@@ -197,7 +197,7 @@ def parse_args(argv=None):
     ap.add_argument("--true-align", choices=["listed", "all", "none"], default="listed",
                     help="where bespoke@true runs: each song's listed targets (default), every target, none")
     ap.add_argument("--extra-settings", default="{}", help="JSON of bespoke Settings overrides, e.g. "
-                    "'{\"train\": {\"n_programs\": 1}, \"mask_power\": 2}'")
+                    "'{\"synth\": {\"n_programs\": 1}, \"separate\": {\"mask_power\": 2}}'")
     ap.add_argument("--label", default=None, help="a name for this run (report title, work folder)")
     ap.add_argument("--out", default="bench/RESULTS.md", help="the report; the JSON goes beside it")
     ap.add_argument("--json", default=None, help="where the JSON goes (default: beside --out, lower-case name)")
@@ -241,8 +241,7 @@ def main(argv=None) -> int:
     from .timbre import timbre_overlap
     from .worker import apply_overrides
 
-    settings = Settings()
-    apply_overrides(settings, json.loads(a.extra_settings))
+    settings = apply_overrides(Settings(), json.loads(a.extra_settings))
     grid = settings.grid
     label = a.label or ("quick" if a.quick else "full")
     work = (REPO / a.work / label) if not Path(a.work).is_absolute() else Path(a.work) / label
@@ -256,7 +255,7 @@ def main(argv=None) -> int:
             "argv": sys.argv[1:] if argv is None else list(argv), "git": git_info(), "machine": machine_info(),
             "load_start": loadavg(), "methods": a.methods, "budgets": a.budgets, "steps": a.steps,
             "extra_settings": json.loads(a.extra_settings), "settings": settings.to_dict(),
-            "tool_soundfont": str(resolve_soundfont(settings.soundfont)), "synth_soundfont": str(songmod.MUSESCORE_SF),
+            "tool_soundfont": str(resolve_soundfont(settings.synth.soundfont)), "synth_soundfont": str(songmod.MUSESCORE_SF),
             "quick": a.quick, "true_align": a.true_align}
     results: List[dict] = []
     song_meta: List[dict] = []

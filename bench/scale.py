@@ -36,15 +36,15 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "scale"
 STAGES = ["load", "align", "nmf", "synth", "train", "separate"]
 
-# the functions under which a stage's time is spent (pipeline.run calls them), for the profile
+# the functions under which a stage's time is spent (pipeline.run calls them: bespoke/stages/), for the profile
 STAGE_ROOTS = {
     "read": ["load_audio", "load_midi"],
-    "load": ["mono_at", "estimate_tuning", "__init__@synth.py"],
-    "align": ["stage_align"],
-    "nmf": ["stage_nmf"],
-    "synth": ["render_targets", "render@synth.py", "training_soundfonts"],
-    "train": ["fit", "__init__@data.py"],
-    "separate": ["predict_mask", "apply_mask"],
+    "load": ["load@load.py"],
+    "align": ["align@align.py"],
+    "nmf": ["nmf@nmf.py"],
+    "synth": ["synth@synth.py"],
+    "train": ["train@train.py"],
+    "separate": ["separate@separate.py"],
     "write": ["save", "save_audio", "build_report", "write_json"],
 }
 

@@ -18,23 +18,15 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 
-def apply_overrides(obj, overrides: dict, where: str = "settings"):
-    """Set nested dataclass fields from a dict: {"train": {"lr": 1e-3}, "mask_power": 2}."""
-    import dataclasses
+def apply_overrides(settings, overrides: dict):
+    """The Settings with nested fields replaced from a dict (config.override):
+    {"train": {"lr": 1e-3}, "separate": {"mask_power": 2}}."""
+    from bespoke.config import override
 
-    for k, v in overrides.items():
-        if not hasattr(obj, k):
-            raise SystemExit(f"--extra-settings: {where} has no field {k!r}")
-        cur = getattr(obj, k)
-        if isinstance(v, dict) and dataclasses.is_dataclass(cur):
-            if getattr(type(cur), "__dataclass_params__").frozen:
-                setattr(obj, k, dataclasses.replace(cur, **v))
-            else:
-                apply_overrides(cur, v, f"{where}.{k}")
-        else:
-            if isinstance(cur, tuple) and isinstance(v, list):
-                v = tuple(v)
-            setattr(obj, k, v)
+    try:
+        return override(settings, overrides)
+    except ValueError as e:
+        raise SystemExit(f"--extra-settings: {e}") from None
 
 
 def peak_rss_mb() -> float:
@@ -73,8 +65,7 @@ def main(argv=None):
     t_import = time.perf_counter() - T0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    s = Settings()
-    apply_overrides(s, json.loads(a.extra_settings))
+    s = apply_overrides(Settings(), json.loads(a.extra_settings))
     t = time.perf_counter()
     res = api.separate(a.mix, a.midi, target=a.target, budget=a.budget, steps=a.steps, device=a.device,
                        seed=a.seed, align=not a.no_align, settings=s)
@@ -92,7 +83,7 @@ def main(argv=None):
         "peak_mb": peak_rss_mb(),
         "warnings": list(res.warnings),
         "settings": s.to_dict(),
-        "soundfont": str(__import__("bespoke.synth", fromlist=["x"]).resolve_soundfont(s.soundfont)),
+        "soundfont": str(__import__("bespoke.synth", fromlist=["x"]).resolve_soundfont(s.synth.soundfont)),
         "torch_threads": __import__("torch").get_num_threads(),
     }
     tmp = out / "info.json.tmp"

@@ -10,6 +10,8 @@ and ``bespoke --help`` stay fast.
 __version__ = "0.1.0"
 
 __all__ = ["separate", "__version__"]
+# No submodule may be named like a function here (an import of bespoke.X would replace
+# bespoke.X): the masks live in bespoke.masks, the alignment in bespoke.align (see bespoke.api.align).
 
 
 def separate(*args, **kwargs):
@@ -17,3 +19,4 @@ def separate(*args, **kwargs):
     from .api import separate as _separate
 
     return _separate(*args, **kwargs)
+

@@ -3,6 +3,9 @@
     >>> from bespoke.api import separate
     >>> res = separate("mix.wav", "score.mid", target="violin", budget=60)
     >>> res.save("violin.wav"); res.save_residual("rest.wav")
+
+No function here changes the objects it is given: a Settings passed in is copied with the
+options applied (``options.apply``), never modified.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from . import midi as midimod
+from . import options
 from .audio import Audio, load_audio
 from .config import Settings
 from .pipeline import Progress, Result, run
@@ -35,69 +39,65 @@ def _midi(m):
     return m
 
 
+def _source(midi) -> str:
+    return str(midi) if isinstance(midi, (str, os.PathLike)) else "the MIDI"
+
+
 def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optional[Union[int, str]] = None,
              soundfont: Optional[PathLike] = None, budget: Optional[float] = None, steps: Optional[int] = None,
-             device: str = "auto", seed: Optional[int] = None, align: bool = True,
-             min_confidence: Optional[float] = None, settings: Optional[Settings] = None,
-             progress: Union[bool, Progress] = False, sr: Optional[int] = None,
-             on_warning: Optional[Callable[[str], None]] = None, keep_model: bool = False,
-             force: bool = False) -> Result:
+             device: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
+             align: bool = True, min_confidence: Optional[float] = None, force: bool = False,
+             settings: Optional[Settings] = None, progress: Union[bool, Progress] = False,
+             sr: Optional[int] = None, on_warning: Optional[Callable[[str], None]] = None,
+             keep_model: bool = False) -> Result:
     """Separate one part of a recording, guided by an (unaligned) MIDI file.
 
     mix: a path, an Audio, or an array ``(n_channels, n_samples)`` / ``(n_samples,)`` with ``sr``.
     midi: a path or a pretty_midi.PrettyMIDI. target: which part (index, track name, instrument;
     None when the MIDI has one part). program: the target's real instrument (GM number or name),
     when the MIDI's program is wrong. budget: seconds of training (steps: an exact step count
-    instead). align=False: the MIDI is already aligned. force: go on even when the alignment
-    confidence is low or the MIDI's length is far from the recording's. Returns a Result.
+    instead). device: auto, cpu, cuda (None: the settings', auto by default). align=False: the
+    MIDI is already aligned. force: go on even when the alignment confidence is low or the
+    MIDI's length is far from the recording's. settings: a config.Settings to start from (not
+    modified). The options are those of ``bespoke separate`` (options.SEPARATE). Returns a Result.
     """
-    s = settings or Settings()
-    if program is not None:
-        s.program = midimod.parse_program(program)
-    if soundfont is not None:
-        s.soundfont = str(soundfont)
-    if budget is not None:
-        s.train.budget = float(budget)
-    if steps is not None:
-        s.train.steps = int(steps)
-    s.device = device
-    if seed is not None:
-        s.seed = int(seed)
-    s.align.enabled = bool(align)
-    if min_confidence is not None:
-        s.align.min_confidence = float(min_confidence)
-    if force:
-        s.align.min_confidence = 0.0
-        s.align.max_duration_ratio = 0.0
+    s = options.apply(settings or Settings(), program=program, soundfont=soundfont, budget=budget, steps=steps,
+                      device=device, seed=seed, precision=precision, no_align=not align,
+                      min_confidence=min_confidence, force=force)
     audio = _audio(mix, sr)
     pm = _midi(midi)
-    idx = midimod.select_part(pm, target, source=str(midi) if isinstance(midi, (str, os.PathLike)) else "the MIDI")
+    idx = midimod.select_part(pm, target, source=_source(midi))
     prog = progress if isinstance(progress, Progress) else Progress(bool(progress))
     return run(audio, pm, idx, s, progress=prog, keep_model=keep_model, on_warning=on_warning)
 
 
 def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,
-          settings: Optional[Settings] = None, sr: Optional[int] = None, keep_cost: bool = False):
+          settings: Optional[Settings] = None, sr: Optional[int] = None, keep_cost: bool = False,
+          min_confidence: Optional[float] = None, force: bool = False,
+          on_warning: Optional[Callable[[str], None]] = None):
     """Align a MIDI file to a recording. Returns (aligned PrettyMIDI, Alignment).
 
-    The alignment is symbolic (are the score's notes present in the recording?), so no
-    soundfont is involved; ``program`` (for ``target``) only sets the attack-time compensation."""
-    from .pipeline import mono_at, stage_align
+    Refuses a MIDI that does not seem to belong to the recording (AlignmentError, as
+    ``separate`` does; ``force`` goes on). The alignment is symbolic (are the score's notes
+    present in the recording?), so no soundfont is involved; ``program`` (for ``target``) only
+    sets the attack-time compensation."""
     from .spectral import estimate_tuning
+    from .stages.align import align_score, check_confidence
+    from .stages.load import mono_at
 
-    s = settings or Settings()
-    if keep_cost:
-        s.align.keep_cost = True
-    if program is not None:
-        s.program = midimod.parse_program(program)
-    audio = _audio(mix, sr)
     pm = _midi(midi)
-    idx = midimod.select_part(pm, target) if (target is not None or len(pm.instruments) == 1) else 0
-    if target is None and program is not None and len(pm.instruments) > 1:
-        s.program = None  # a program override only makes sense for a chosen part
+    one = target is not None or len(pm.instruments) == 1
+    idx = midimod.select_part(pm, target, source=_source(midi)) if one else 0
+    # a program override only makes sense for a chosen part
+    s = options.apply(settings or Settings(), program=program if one else None, min_confidence=min_confidence,
+                      force=force, plot=keep_cost)
+    audio = _audio(mix, sr)
     mono = mono_at(audio, s.grid.sr)
-    tuning = estimate_tuning(mono, s.grid.sr)
-    return stage_align(mono, s.grid.sr, pm, idx, s, tuning)
+    aligned, al = align_score(mono, s.grid.sr, pm, idx, s, estimate_tuning(mono, s.grid.sr))
+    warning = check_confidence(al, s.align)
+    if warning and on_warning:
+        on_warning(warning)
+    return aligned, al
 
 
 def synth(midi, sr: int = 44100, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,

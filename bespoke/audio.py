@@ -221,7 +221,7 @@ def format_for_path(path, fmt: Optional[str] = None) -> str:
     ext = Path(path).suffix.lower()
     if ext not in _EXT_FORMAT:
         raise OutputError(f"{path}: cannot tell the audio format from the extension {ext or '(none)'!r}; "
-                          f"use .wav, .flac, .ogg, .mp3 or .aiff (or --format)")
+                          f"use .wav, .flac, .ogg, .mp3 or .aiff (or «format»)")
     return _EXT_FORMAT[ext]
 
 

@@ -28,27 +28,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .errors import InputError
+from .options import SEPARATE
 
 REQUIRED = ("mix", "midi", "out")
-# column -> (flag of 'bespoke separate', kind)
-OPTIONS: Dict[str, tuple] = {
-    "target": ("--target", "str"),
-    "program": ("--program", "str"),
-    "budget": ("--budget", "float"),
-    "steps": ("--steps", "int"),
-    "seed": ("--seed", "int"),
-    "device": ("--device", "str"),
-    "soundfont": ("--soundfont", "path"),
-    "residual": ("--residual", "path"),
-    "save_aligned": ("--save-aligned", "path"),
-    "report": ("--report", "path"),
-    "plot": ("--plot", "path"),
-    "min_confidence": ("--min-confidence", "float"),
-    "force": ("--force", "bool"),
-    "no_align": ("--no-align", "bool"),
-    "format": ("--format", "str"),
-    "subtype": ("--subtype", "str"),
-}
+# column -> (flag of 'bespoke separate', kind): the options of a separation (options.SEPARATE)
+OPTIONS: Dict[str, tuple] = {o.name: (o.flag, "str" if o.kind == "choice" else o.kind) for o in SEPARATE}
 ALIASES = {"output": "out", "stem": "out", "audio": "mix", "recording": "mix", "score": "midi",
            "aligned": "save_aligned", "part": "target", "instrument": "program"}
 TRUE = {"1", "true", "yes", "y", "x", "on"}
@@ -104,10 +88,9 @@ def _parse(kind: str, text: str, base: Path):
     return text
 
 
-def read_manifest(path) -> List[Row]:
-    """The rows of a CSV manifest. An InputError (naming the lines) for a missing file, missing or
-    unknown columns, empty required cells, unparsable values, or two rows writing one output."""
-    p = Path(path)
+def _manifest_text(p: Path):
+    """The text of manifest ``p`` and its CSV dialect (sniffed from the first row that is neither
+    blank nor a comment). An InputError for a missing, unreadable or empty file."""
     if not p.is_file():
         raise InputError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
     try:
@@ -121,6 +104,55 @@ def read_manifest(path) -> List[Row]:
         dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
+    return text, dialect
+
+
+def _read_header(p: Path, cells: List[str]) -> List[str]:
+    """The normalised column names of the header row ``cells``; an InputError for unknown columns
+    or missing required ones."""
+    header = [_norm_column(c) for c in cells]
+    unknown = [c for c in header if c not in REQUIRED and c not in OPTIONS]
+    if unknown:
+        raise InputError(f"{p}: unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
+                         f"{', '.join(REQUIRED + tuple(OPTIONS))}")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError(f"{p}: the header must name the columns mix, midi and out "
+                         f"(missing: {', '.join(missing)})")
+    return header
+
+
+def _read_row(line_no: int, cells: List[str], header: List[str], base: Path, problems: List[str]) -> Optional[Row]:
+    """The Row of the data row ``cells`` (paths relative to ``base``), None when it has too many
+    cells or empty required ones; what is wrong with it is appended to ``problems``."""
+    if len(cells) > len(header):
+        problems.append(f"line {line_no}: {len(cells)} cells for {len(header)} columns")
+        return None
+    values = {h: c.strip() for h, c in zip(header, cells)}
+    empty = [c for c in REQUIRED if not values.get(c)]
+    if empty:
+        problems.append(f"line {line_no}: empty {', '.join(empty)}")
+        return None
+    opts = {}
+    for col, text_ in values.items():
+        if col in REQUIRED or not text_:
+            continue
+        kind = OPTIONS[col][1]
+        try:
+            opts[col] = _parse(kind, text_, base)
+        except ValueError:
+            want = {"int": "a whole number", "float": "a number", "bool": "yes or no"}[kind]
+            problems.append(f"line {line_no}: {col} {text_!r} is not {want}")
+    return Row(line=line_no, mix=_parse("path", values["mix"], base),
+               midi=_parse("path", values["midi"], base), out=_parse("path", values["out"], base),
+               label=values["out"], options=opts)
+
+
+def read_manifest(path) -> List[Row]:
+    """The rows of a CSV manifest. An InputError (naming the lines) for a missing file, missing or
+    unknown columns, empty required cells, unparsable values, or two rows writing one output."""
+    p = Path(path)
+    text, dialect = _manifest_text(p)
     reader = csv.reader(text.splitlines(), dialect)
     header, rows, problems = None, [], []
     base = p.resolve().parent
@@ -128,37 +160,11 @@ def read_manifest(path) -> List[Row]:
         if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
         if header is None:
-            header = [_norm_column(c) for c in cells]
-            unknown = [c for c in header if c not in REQUIRED and c not in OPTIONS]
-            if unknown:
-                raise InputError(f"{p}: unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
-                                 f"{', '.join(REQUIRED + tuple(OPTIONS))}")
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise InputError(f"{p}: the header must name the columns mix, midi and out "
-                                 f"(missing: {', '.join(missing)})")
+            header = _read_header(p, cells)
             continue
-        if len(cells) > len(header):
-            problems.append(f"line {line_no}: {len(cells)} cells for {len(header)} columns")
-            continue
-        values = {h: c.strip() for h, c in zip(header, cells)}
-        empty = [c for c in REQUIRED if not values.get(c)]
-        if empty:
-            problems.append(f"line {line_no}: empty {', '.join(empty)}")
-            continue
-        opts = {}
-        for col, text_ in values.items():
-            if col in REQUIRED or not text_:
-                continue
-            kind = OPTIONS[col][1]
-            try:
-                opts[col] = _parse(kind, text_, base)
-            except ValueError:
-                want = {"int": "a whole number", "float": "a number", "bool": "yes or no"}[kind]
-                problems.append(f"line {line_no}: {col} {text_!r} is not {want}")
-        rows.append(Row(line=line_no, mix=_parse("path", values["mix"], base),
-                        midi=_parse("path", values["midi"], base), out=_parse("path", values["out"], base),
-                        label=values["out"], options=opts))
+        row = _read_row(line_no, cells, header, base, problems)
+        if row is not None:
+            rows.append(row)
     if header is None:
         raise InputError(f"{p}: the manifest is empty (it needs a header row: mix,midi,out)")
     seen: Dict[Path, int] = {}

@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 
 import click
 
-from .errors import BespokeError, OutputError
+from .errors import BespokeError
+from .outputs import check_outputs
 
 DEBUG_ENV = "BESPOKE_DEBUG"
 _RUN: dict = {"argv": None, "stop": False}  # the running command line (for reports); Ctrl-C seen
@@ -78,46 +79,6 @@ def _warn(msg: str) -> None:
     click.echo(f"bespoke: warning: {msg}", err=True)
 
 
-def _same_file(a, b) -> bool:
-    try:
-        if Path(a).resolve() == Path(b).resolve():
-            return True
-        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)  # hard links
-    except OSError:
-        return False
-
-
-def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[str]], overwrite: bool) -> None:
-    """Fail early, before any work, if an output cannot or must not be written: it is an input,
-    named twice, a folder, in a missing or unwritable folder, or exists already (without
-    ``overwrite``)."""
-    from .audio import probe_writable
-
-    seen = []
-    for out in outputs:
-        if not out:
-            continue
-        p = Path(out)
-        for i in inputs:
-            if i and _same_file(p, i):
-                raise OutputError(f"{out}: the output would overwrite an input file")
-        for s in seen:
-            if _same_file(p, s):
-                raise OutputError(f"{out}: named for two outputs")
-        seen.append(out)
-        if p.is_dir():
-            raise OutputError(f"{out}: is a folder; give a file name")
-        folder = p.parent if str(p.parent) else Path(".")
-        if not folder.is_dir():
-            raise OutputError(f"{out}: the folder {folder} does not exist")
-        try:
-            probe_writable(folder)
-        except OutputError as e:
-            raise OutputError(f"{out}: {e}") from None
-        if p.exists() and not overwrite:
-            raise OutputError(f"{out}: exists already (use --overwrite to replace it)")
-
-
 EPILOG_SEPARATE = """\b
 Examples:
   bespoke separate song.wav violin.mid -o violin.wav
@@ -145,61 +106,45 @@ def cli():
     """
 
 
+def _click_option(opt):
+    """A click option for an options.Option."""
+    names = [opt.flag] + ([opt.short] if opt.short else [])
+    if opt.kind == "bool":
+        return click.option(*names, opt.name, is_flag=True, help=opt.help)
+    types = {"str": None, "path": click.Path(dir_okay=False), "choice": click.Choice(list(opt.choices)),
+             "int": click.IntRange(min=opt.minimum, max=opt.maximum),
+             "float": click.FloatRange(opt.minimum, opt.maximum)}
+    return click.option(*names, opt.name, type=types[opt.kind], default=None, show_default=opt.show_default,
+                        help=opt.help)
+
+
+def separate_options(f):
+    """The options of 'bespoke separate', from options.SEPARATE (the API and batch use the same list)."""
+    from .options import SEPARATE
+
+    for opt in reversed(SEPARATE):
+        f = _click_option(opt)(f)
+    return f
+
+
 @cli.command(epilog=EPILOG_SEPARATE)
 @click.argument("mix", type=click.Path(dir_okay=False))
 @click.argument("midi", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Where to write the stem; the extension picks the format (.wav, .flac, .ogg, .mp3).")
-@click.option("-t", "--target", default=None,
-              help="The part to extract when the MIDI has several: index (0, #2), track name, or instrument "
-                   "('violin', 'program:40'). See 'bespoke info MIDI'.")
-@click.option("-p", "--program", default=None,
-              help="The target's real instrument (GM number 0-127 or name), when the MIDI's program is wrong.")
-@click.option("--soundfont", type=click.Path(dir_okay=False), default=None,
-              help="Soundfont (.sf2/.sf3) for synthesis. Default: $BESPOKE_SOUNDFONT, soundfonts/, "
-                   "Debian's FluidR3_GM, or pretty_midi's TimGM6mb.")
-@click.option("-b", "--budget", type=click.FloatRange(min=1.0), default=None, show_default="60",
-              help="Seconds of training. More is cleaner, up to a point.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Train exactly this many steps instead of a time budget.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=None,
-              help="Random seed: the same seed, inputs and device give the same stem. Training then "
-                   "stops after a step count (--steps, or 3 per second of --budget), not on the clock.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="Training arithmetic: auto uses bfloat16 where the CPU or GPU computes it natively "
-                   "(about twice as fast on such CPUs), else float32.")
-@click.option("--residual", type=click.Path(dir_okay=False), default=None,
-              help="Also write everything except the target here.")
-@click.option("--save-aligned", type=click.Path(dir_okay=False), default=None,
-              help="Also write the MIDI aligned to the recording here.")
-@click.option("--no-align", is_flag=True, help="The MIDI is already aligned to the recording: skip alignment.")
-@click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.5",
-              help="Stop with an error when the alignment confidence is below this.")
-@click.option("--force", is_flag=True,
-              help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
-                   "or a length far from the recording's).")
-@click.option("--format", "fmt", default=None, help="Output container (WAV, FLAC, OGG, MP3), overriding the extension.")
-@click.option("--subtype", default=None,
-              help="Output sample format (PCM_16, PCM_24, FLOAT, ...). Default: the input's, where the format "
-                   "holds it.")
-@click.option("--report", type=click.Path(dir_okay=False), default=None,
-              help="Write a JSON report here: versions, device, seed, stage times, alignment confidence and "
-                   "time map, training loss curve, settings.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Draw the alignment and the mixture/stem spectrograms with the aligned notes here "
-                   "(.png, .pdf, .svg; needs matplotlib).")
+@separate_options
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors and warnings only.")
 def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, precision, residual,
-             save_aligned, no_align, min_confidence, force, fmt, subtype, report, plot, overwrite, quiet):
+             save_aligned, no_align, min_confidence, force, format, subtype, report, plot, overwrite, quiet):
     """Extract the part that MIDI plays from the recording MIX."""
-    from . import api
-    from .audio import atomic_paths, format_for_path, load_audio, plan_output
+    from . import api, options
+    from .audio import format_for_path, load_audio, plan_output
     from .config import Settings
-    from .midi import load_midi, parts, select_part
+    from .midi import load_midi, select_part
+    from .outputs import write_separation
 
+    fmt = format
     check_outputs([output, residual, save_aligned, report, plot], [mix, midi, soundfont], overwrite)
     for out in (output, residual):
         if out:
@@ -215,44 +160,15 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
     for out in (output, residual):  # the container must take this rate and channel count: know it now
         if out:
             plan_output(out, audio.sr, audio.n_channels, like=audio.subtype, fmt=fmt, subtype=subtype)
-    settings = Settings()
-    settings.align.keep_cost = bool(plot)
-    settings.train.precision = precision
+    settings = options.apply(Settings(), plot=bool(plot))
     res = api.separate(audio, pm, target=index, program=program, soundfont=soundfont, budget=budget,
-                       steps=steps, device=device, seed=seed, align=not no_align, min_confidence=min_confidence,
-                       settings=settings, force=force, progress=_checked_progress(not quiet),
-                       on_warning=_warn)
+                       steps=steps, device=device, seed=seed, precision=precision, align=not no_align,
+                       min_confidence=min_confidence, force=force, settings=settings,
+                       progress=_checked_progress(not quiet), on_warning=_warn)
     _check_stop()
-    # every output appears at once, the stem last, or none does
-    order = [o for o in (residual, save_aligned, plot, report, output) if o]
-    written = {}
-    with atomic_paths(order) as tmps:
-        tmp = dict(zip(order, tmps))
-        written["stem"] = dict(path=output, **res.save(tmp[output], subtype=subtype, fmt=fmt))
-        if residual:
-            written["residual"] = dict(path=residual, **res.save_residual(tmp[residual], subtype=subtype, fmt=fmt))
-        if save_aligned:
-            res.save_aligned_midi(tmp[save_aligned])
-            written["aligned_midi"] = {"path": save_aligned}
-        if plot:
-            from .plot import save_figure, separation_figure
-
-            save_figure(separation_figure(res, audio.samples, title=f"{Path(mix).name}: {Path(output).name}"),
-                        tmp[plot])
-            written["plot"] = {"path": plot}
-        if report:
-            from .report import build_report, write_json
-
-            part = parts(pm)[index]
-            written["report"] = {"path": report}
-            inputs = {"mix": {"path": str(mix), "sr": audio.sr, "channels": audio.n_channels,
-                              "seconds": audio.duration, "format": audio.format, "subtype": audio.subtype},
-                      "midi": {"path": str(midi), "parts": [vars(q) for q in parts(pm)],
-                               "file": getattr(pm, "bespoke_info", {})}}
-            write_json(build_report(res, inputs=inputs, outputs=written, command=_RUN["argv"],
-                                    target=dict(vars(part), program_used=res.settings.program
-                                                if res.settings.program is not None else part.program)),
-                       tmp[report])
+    written = write_separation(res, audio, pm, index, dict(stem=output, residual=residual, aligned_midi=save_aligned,
+                                                           plot=plot, report=report),
+                               mix=mix, midi=midi, fmt=fmt, subtype=subtype, command=_RUN["argv"])
     for name in ("stem", "residual"):
         if name in written and written[name]["clipped"]:
             w = written[name]
@@ -273,7 +189,8 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.5",
               help="Stop with an error when the alignment confidence is below this.")
-@click.option("--force", is_flag=True, help="Write the alignment even when the MIDI does not seem to fit the recording.")
+@click.option("--force", is_flag=True,
+              help="Write the alignment even when the MIDI does not seem to fit the recording.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Also draw the alignment here: the cost matrix with the path, and the aligned notes over the "
                    "recording's spectrogram (.png, .pdf, .svg; needs matplotlib).")
@@ -285,8 +202,6 @@ def align(mix, midi, output, target, program, min_confidence, force, plot, overw
     Every part of the MIDI guides the alignment; a MIDI of one part of the ensemble works too."""
     from . import api
     from .audio import load_audio
-    from .config import Settings
-    from .errors import AlignmentError
     from .midi import load_midi, save_midi, select_part
 
     check_outputs([output, plot], [mix, midi], overwrite)
@@ -298,18 +213,8 @@ def align(mix, midi, output, target, program, min_confidence, force, plot, overw
     audio = load_audio(mix)
     pm = load_midi(midi)
     idx = select_part(pm, target, source=midi) if target is not None else None
-    s = Settings()
-    if min_confidence is not None:
-        s.align.min_confidence = min_confidence
-    if force:
-        s.align.max_duration_ratio = 0.0
-    aligned, al = api.align(audio, pm, program=program, target=target, settings=s,
-                            keep_cost=bool(plot))
-    if not force and s.align.min_confidence > 0 and al.confidence < s.align.min_confidence:
-        raise AlignmentError(f"alignment confidence {al.confidence:.2f} is below {s.align.min_confidence:.2f}: "
-                             "the MIDI may not belong to this recording (use --force to write it anyway)")
-    if al.confidence < s.align.warn_confidence:
-        _warn(f"low alignment confidence ({al.confidence:.2f}): check that the MIDI matches the recording")
+    aligned, al = api.align(audio, pm, program=program, target=target, keep_cost=bool(plot),
+                            min_confidence=min_confidence, force=force, on_warning=_warn)
     if plot:
         from .plot import alignment_figure, save_figure
 
@@ -331,9 +236,7 @@ def align(mix, midi, output, target, program, min_confidence, force, plot, overw
 def synth(midi, output, target, program, soundfont, sr, overwrite):
     """Render MIDI to audio with fluidsynth (what bespoke trains on)."""
     from . import api
-    from .audio import format_for_path, save_audio
-
-    from .audio import plan_output
+    from .audio import plan_output, save_audio
 
     check_outputs([output], [midi, soundfont], overwrite)
     plan_output(output, sr, 1)
@@ -351,24 +254,10 @@ def eval_(estimate, reference, mix, as_json):
     """Score a separated stem against the true part: SI-SDR and SDR in dB."""
     import json
 
-    from .audio import load_audio
-    from .evaluate import scores
-    from .errors import InputError
+    from .evaluate import score_files, scores_text
 
-    est = load_audio(estimate, check_silence=False)
-    ref = load_audio(reference)
-    m = load_audio(mix) if mix else None
-    for other, name in ((est, estimate), (m, mix)):
-        if other is not None and other.sr != ref.sr:
-            raise InputError(f"{name}: sample rate {other.sr} Hz differs from the reference's {ref.sr} Hz")
-    s = scores(est.samples, ref.samples, m.samples if m is not None else None)
-    if as_json:
-        click.echo(json.dumps({k: round(v, 3) for k, v in s.items()}))
-        return
-    click.echo(f"SI-SDR {s['si_sdr']:7.2f} dB    SDR {s['sdr']:7.2f} dB")
-    if m is not None:
-        click.echo(f"mixture SI-SDR {s['mix_si_sdr']:7.2f} dB    SDR {s['mix_sdr']:7.2f} dB")
-        click.echo(f"improvement SI-SDR {s['si_sdr_improvement']:+7.2f} dB    SDR {s['sdr_improvement']:+7.2f} dB")
+    s = score_files(estimate, reference, mix)
+    click.echo(json.dumps({k: round(v, 3) for k, v in s.items()}) if as_json else scores_text(s))
 
 
 @cli.command()
@@ -378,29 +267,10 @@ def info(midi, as_json):
     """List the parts of a MIDI file (index, name, program, notes, time span) to choose --target."""
     import json
 
-    from .midi import end_time, load_midi, parts, parts_table
+    from .midi import describe, load_midi
 
-    pm = load_midi(midi)
-    meta = getattr(pm, "bespoke_info", {})
-    _, tempi = pm.get_tempo_changes()
-    if as_json:
-        click.echo(json.dumps({"file": str(midi), **meta, "seconds": round(end_time(pm), 3),
-                               "tempi": [round(float(t), 3) for t in tempi],
-                               "parts": [vars(q) for q in parts(pm)]}, indent=2))
-        return
-    if len(tempi) <= 1:
-        tempo = f"tempo {float(tempi[0]) if len(tempi) else 120.0:.0f} bpm"
-    else:
-        tempo = f"tempo {float(min(tempi)):.0f}-{float(max(tempi)):.0f} bpm ({len(tempi)} changes)"
-    n = len(pm.instruments)
-    click.echo(f"{midi}: type {meta.get('type', '?')}, {meta.get('n_tracks', '?')} tracks, "
-               f"{n} part{'s' if n != 1 else ''} with notes, {end_time(pm):.1f} s, {tempo}")
-    click.echo(parts_table(pm))
-    if meta.get("empty_tracks"):
-        click.echo("tracks without notes: " + ", ".join(repr(t) for t in meta["empty_tracks"]))
-    if meta.get("dropped_program_changes"):
-        click.echo(f"note: {meta['dropped_program_changes']} program change(s) inside parts ignored "
-                   "(each part keeps its first instrument; --program sets the target's)")
+    summary, text = describe(load_midi(midi), midi)
+    click.echo(json.dumps(summary, indent=2) if as_json else text)
 
 
 @cli.command()
@@ -422,9 +292,10 @@ def batch(manifest, jobs, overwrite, budget, steps, seed, device, soundfont, for
     """Separate many songs listed in MANIFEST, a CSV file.
 
     \b
-    Columns: mix, midi, out (required), and optionally target, program, budget,
-    steps, seed, device, soundfont, residual, save_aligned, report, plot,
-    min_confidence, force, no_align, format, subtype. Paths are relative to the
+    Columns: mix, midi, out (required), and optionally the options of 'bespoke
+    separate' by name: target, program, soundfont, budget, steps, device, seed,
+    precision, residual, save_aligned, no_align, min_confidence, force, format,
+    subtype, report, plot. Paths are relative to the
     manifest's folder; an empty cell takes the default (the options below).
 
     \b
@@ -487,7 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except BespokeError as e:
-        _err(str(e))
+        _err(e.cli_message())
         return 1
     except KeyboardInterrupt:
         _err("interrupted; no output was written")

@@ -1,8 +1,8 @@
 """The song as training data: the mixture, the aligned score, renderings of the target, and a
 sampler of augmented (target, background, score) examples around this one mixture.
 
-Also the feature code shared by training and inference (STFT, log-frequency projection,
-network inputs), so both see exactly the same representation.
+Also the network's features shared by training and inference (log-frequency projection,
+network inputs) on spectral's STFT, so both see exactly the same representation.
 """
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import numpy as np
 import torch
 
 from . import augment
-from .spectral import Grid, harmonic_template, lin_to_log, log_to_lin, onset_template
+from .config.stages import AugmentSettings
+from .spectral import (
+    STFT,
+    Grid,
+    harmonic_template,
+    lin_to_log,
+    log_magnitude,  # noqa: F401  (re-export: pipeline, nmf, bench import it from here)
+    log_to_lin,
+    onset_template,
+)
 
 
 @dataclass
@@ -37,22 +46,23 @@ class Song:
 
 
 class Features:
-    """Spectrogram features on a Grid, in torch, on one device."""
+    """The network's spectrogram features on a Grid (spectral.STFT of the grid), in torch, on one
+    device."""
 
     def __init__(self, grid: Grid, device="cpu"):
         self.grid = grid
         self.device = torch.device(device)
-        self.window = torch.hann_window(grid.n_fft, device=self.device)
+        self.transform = STFT.of_grid(grid, self.device)
         self.W = torch.from_numpy(lin_to_log(grid)).to(self.device)  # (n_log, n_lin)
         self.P = torch.from_numpy(log_to_lin(grid)).to(self.device)  # (n_lin, n_log)
 
     def stft(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` waves -> complex ``(B, n_lin, n_frames)``."""
-        return torch.stft(x, self.grid.n_fft, self.grid.hop, window=self.window, center=True,
-                          return_complex=True)
+        return self.transform.forward(x)
 
     def istft(self, X: torch.Tensor, length: int) -> torch.Tensor:
-        return torch.istft(X, self.grid.n_fft, self.grid.hop, window=self.window, center=True, length=length)
+        """Complex ``(B, n_lin, n_frames)`` -> ``(B, length)`` waves."""
+        return self.transform.inverse(X, length)
 
     def to_log(self, mag: torch.Tensor) -> torch.Tensor:
         """``(B, n_lin, T)`` -> ``(B, n_log, T)``."""
@@ -67,24 +77,6 @@ class Features:
         """Network input ``(B, 4, n_log, T)``."""
         logmag = torch.log(self.to_log(mag_lin) + 1e-5)
         return torch.stack([logmag, templ, onset, other], dim=1)
-
-
-def log_magnitude(mix: np.ndarray, grid: Grid, chunk_frames: int = 4096) -> np.ndarray:
-    """The mixture's magnitude on the grid's log-frequency axis, float32 ``(n_log, n_frames)``,
-    computed in chunks (frame i centred on sample i * hop, zeros beyond the ends), so a long
-    song never holds its whole linear spectrogram."""
-    W = torch.from_numpy(lin_to_log(grid))
-    window = torch.hann_window(grid.n_fft)
-    n_frames = grid.n_frames(len(mix))
-    half = grid.n_fft // 2
-    padded = np.pad(mix.astype(np.float32), (half, half + grid.hop))
-    out = np.zeros((grid.n_log, n_frames), dtype=np.float32)
-    for a in range(0, n_frames, chunk_frames):
-        b = min(a + chunk_frames, n_frames)
-        seg = torch.from_numpy(np.ascontiguousarray(padded[a * grid.hop:(b - 1) * grid.hop + grid.n_fft]))
-        X = torch.stft(seg, grid.n_fft, grid.hop, window=window, center=False, return_complex=True)
-        out[:, a:b] = (W @ X.abs()[:, : b - a]).numpy()
-    return out
 
 
 def score_channels(notes: np.ndarray, other: np.ndarray, grid: Grid, n_frames: int, t0: float,
@@ -109,21 +101,6 @@ class Source:
     name: str = ""
 
 
-@dataclass
-class Recipe:
-    """How training examples are made (the knobs of the augmentation)."""
-
-    segment_s: float = 3.0
-    p_target_active: float = 0.85      # share of examples centred where the target plays
-    target_gain_db: tuple = (-12.0, 6.0)  # target level relative to the background
-    p_pitch_shift: float = 0.5
-    max_shift: int = 4                 # semitones, for backgrounds
-    p_eq: float = 0.7
-    eq_db: float = 6.0
-    jitter: bool = True
-    p_silent_target: float = 0.05       # examples with the template but no target sound
-
-
 class TrainingSet:
     """Samples augmented examples around one song.
 
@@ -133,9 +110,9 @@ class TrainingSet:
     """
 
     def __init__(self, song: Song, targets: List[Source], backgrounds: List[Source], grid: Grid,
-                 recipe: Optional[Recipe] = None):
+                 recipe: Optional[AugmentSettings] = None):
         self.song, self.targets, self.backgrounds, self.grid = song, list(targets), list(backgrounds), grid
-        self.recipe = recipe or Recipe()
+        self.recipe = recipe or AugmentSettings()
         self.L = int(round(self.recipe.segment_s * grid.sr))
         self.n_frames = grid.n_frames(self.L)
         n = len(song.mix)
@@ -184,7 +161,7 @@ class TrainingSet:
                 tgt = tgt * (rb / rt if rb > 1e-5 else 1.0) * augment.db_to_gain(gain_db)
             if rng.random() < R.p_silent_target:
                 tgt = tgt * 0.0
-            level = augment.db_to_gain(rng.uniform(-12, 0)) * 0.3 / max(augment.rms(tgt + bg), 1e-4)
+            level = augment.db_to_gain(rng.uniform(*R.mix_level_db)) * R.mix_rms / max(augment.rms(tgt + bg), 1e-4)
             tw[b], bw[b] = tgt * level, bg * level
             for k in range(2):
                 if rng.random() < R.p_eq:

@@ -119,3 +119,26 @@ def random_warp(duration: float, rng: np.random.Generator, max_dev: float = 0.2,
     else:
         warped -= min(0.0, warped.min())
     return TimeMap(t, warped)
+
+
+def score_files(estimate, reference, mix=None) -> dict:
+    """``scores`` of audio files (the same sample rate; an InputError names the one that differs)."""
+    from .audio import load_audio
+    from .errors import InputError
+
+    est = load_audio(estimate, check_silence=False)
+    ref = load_audio(reference)
+    m = load_audio(mix) if mix else None
+    for other, name in ((est, estimate), (m, mix)):
+        if other is not None and other.sr != ref.sr:
+            raise InputError(f"{name}: sample rate {other.sr} Hz differs from the reference's {ref.sr} Hz")
+    return scores(est.samples, ref.samples, m.samples if m is not None else None)
+
+
+def scores_text(s: dict) -> str:
+    """'bespoke eval''s table of ``scores``."""
+    lines = [f"SI-SDR {s['si_sdr']:7.2f} dB    SDR {s['sdr']:7.2f} dB"]
+    if "mix_si_sdr" in s:
+        lines.append(f"mixture SI-SDR {s['mix_si_sdr']:7.2f} dB    SDR {s['mix_sdr']:7.2f} dB")
+        lines.append(f"improvement SI-SDR {s['si_sdr_improvement']:+7.2f} dB    SDR {s['sdr_improvement']:+7.2f} dB")
+    return "\n".join(lines)

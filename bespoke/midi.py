@@ -51,7 +51,6 @@ def _fix_tracks(mf) -> dict:
 
     Returns what was done: {"moved_tempos": n, "dropped_program_changes": n,
     "empty_tracks": [names of tracks without notes]}."""
-    import mido
 
     report = {"moved_tempos": 0, "dropped_program_changes": 0, "empty_tracks": []}
     # delta -> absolute ticks
@@ -209,7 +208,7 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
     if target is None or str(target).strip() == "":
         if len(ps) == 1:
             return 0
-        raise InputError(f"{source} has {len(ps)} parts; choose one with --target (index, name or "
+        raise InputError(f"{source} has {len(ps)} parts; choose one with «target» (index, name or "
                          f"instrument): {listing}")
     spec = str(target).strip()
     m = re.fullmatch(r"#?(\d+)", spec)
@@ -217,7 +216,7 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
         i = int(m.group(1))
         if i < len(ps):
             return i
-        raise InputError(f"--target {spec}: {source} has parts #0-#{len(ps) - 1}: {listing}")
+        raise InputError(f"«target {spec}»: {source} has parts #0-#{len(ps) - 1}: {listing}")
     named = [p.index for p in ps if p.name and _norm(p.name) == _norm(spec)]
     if len(named) == 1:
         return named[0]
@@ -239,12 +238,12 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
     if len(progs) == 1:
         return progs[0]
     if len(progs) > 1:
-        raise InputError(f"--target {spec!r} matches {len(progs)} parts; pick one by index: "
+        raise InputError(f"«target {spec}» matches {len(progs)} parts; pick one by index: "
                          + "; ".join(ps[i].label for i in progs))
     empty = [n for n in getattr(pm, "bespoke_info", {}).get("empty_tracks", []) if _norm(n) == _norm(spec)]
     if empty:
-        raise InputError(f"--target {spec!r}: that track of {source} holds no notes; parts with notes: {listing}")
-    raise InputError(f"--target {spec!r} names no part of {source}: {listing}")
+        raise InputError(f"«target {spec}»: that track of {source} holds no notes; parts with notes: {listing}")
+    raise InputError(f"«target {spec}» names no part of {source}: {listing}")
 
 
 def notes_array(inst_or_notes) -> np.ndarray:
@@ -278,7 +277,7 @@ def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the M
         longer = "longer" if ls > la else "shorter"
         raise InputError(f"{source} is {ratio:.1f} times {longer} than the recording (notes span {ls:.1f} s, "
                          f"the recording's sound {la:.1f} s; more than a factor {max_ratio:g} apart): "
-                         "is it the MIDI of this piece? (--force separates anyway)")
+                         "is it the MIDI of this piece? («force» separates anyway)")
 
 
 def parts_table(pm) -> str:
@@ -364,3 +363,24 @@ _PERCUSSIVE = set(range(0, 16)) | set(range(24, 40)) | {45, 46, 47} | set(range(
 def is_percussive(program: int, is_drum: bool = False) -> bool:
     """Whether a GM program (0-127) is struck or plucked rather than bowed, blown or sung."""
     return bool(is_drum) or int(program) in _PERCUSSIVE
+
+
+def describe(pm, path) -> tuple:
+    """What 'bespoke info' shows of a loaded MIDI: (a JSON-ready summary, the text table)."""
+    meta = getattr(pm, "bespoke_info", {})
+    _, tempi = pm.get_tempo_changes()
+    summary = {"file": str(path), **meta, "seconds": round(end_time(pm), 3),
+               "tempi": [round(float(t), 3) for t in tempi], "parts": [vars(q) for q in parts(pm)]}
+    if len(tempi) <= 1:
+        tempo = f"tempo {float(tempi[0]) if len(tempi) else 120.0:.0f} bpm"
+    else:
+        tempo = f"tempo {float(min(tempi)):.0f}-{float(max(tempi)):.0f} bpm ({len(tempi)} changes)"
+    n = len(pm.instruments)
+    lines = [f"{path}: type {meta.get('type', '?')}, {meta.get('n_tracks', '?')} tracks, "
+             f"{n} part{'s' if n != 1 else ''} with notes, {end_time(pm):.1f} s, {tempo}", parts_table(pm)]
+    if meta.get("empty_tracks"):
+        lines.append("tracks without notes: " + ", ".join(repr(t) for t in meta["empty_tracks"]))
+    if meta.get("dropped_program_changes"):
+        lines.append(f"note: {meta['dropped_program_changes']} program change(s) inside parts ignored "
+                     "(each part keeps its first instrument; --program sets the target's)")
+    return summary, "\n".join(lines)

@@ -11,94 +11,19 @@ multiplicative updates learn the templates (the song's real timbres) and activat
 part's soft mask is its share of the model, ``(W_j H_j)^p / sum_k (W_k H_k)^p``.
 
 bespoke uses it as its first pass: its estimates of the target and of the rest become
-training material for the network (pipeline.py), and the benchmark reports it alone as the
+training material for the network (stages.nmf, stages.synth), and the benchmark reports it alone as the
 classic baseline. Memory stays bounded: the activations are updated in time chunks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .config.nmf import NMFSettings
 from .spectral import Grid, midi_to_hz
-
-
-@dataclass
-class NMFSettings:
-    # Multiplicative-update iterations (a full score's; see single_n_iter); the stage's time grows
-    # with them (make bench-scale, 60 minutes: 39.6 s at 45, 73 s at 70). NMF alone on the bench's
-    # 13 targets, 45 -> 70: real 8.36 -> 8.39 dB, synthetic 8.14 -> 8.16, same instrument 7.91 ->
-    # 7.95 (100 or 150: no more).
-    n_iter: int = 70
-    n_partials: int = 40          # harmonics per pitch template
-    # A partial's band: +- this (at least +- one log bin), the room its learned template has.
-    # Real playing (vibrato, intonation, a piano's stretched partials) needs a wide band; 80
-    # cents on a 36-bin-per-octave grid measured best (bench/RESULTS.md, Ablation).
-    partial_cents: float = 80.0
-    # bespoke's first pass factorises on a grid of its own, finer than the network's: the
-    # network's grid with this many bins per octave (the pipeline combines the two masks on
-    # the output's STFT bins). score_nmf itself works on whatever grid it is given. 48 against
-    # 36, with the shapes below: NMF alone real +0.09 dB, synthetic +0.18, same instrument +0.11.
-    bins_per_octave: int = 48
-    # With a single-part MIDI nothing models the other instruments but a few free components,
-    # and wide bands let the target's templates soak them up: the pipeline then keeps narrow
-    # bands on the network's own grid (measured on TRIOS, true alignment: 3.0 dB mean against
-    # 2.8 with the wide setting; brahms violin 7.5 against 5.0).
-    single_partial_cents: float = 40.0
-    single_bins_per_octave: int = 24
-    tol_on: float = 0.08          # s before an aligned onset where a note may already sound (full score)
-    tol_off: float = 0.25         # s after its aligned end (release, reverb)
-    onset_span: tuple = (0.1, 0.15)  # s before / after an onset where the onset template may act
-    # Which parts get the broadband onset templates: "percussive" (the parts score_nmf is told
-    # are struck or plucked), "all" (Ewert & Mueller's choice for piano, for every part) or
-    # "none". On bowed and blown parts a flat template active at each onset soaks up whatever
-    # else sounds then, most of all with a single-part MIDI.
-    onsets: str = "percussive"
-    n_free: int = 8               # free components for what the MIDI leaves out (single part only)
-    # The pipeline starts each template from the partial amplitudes of one note of the part's
-    # instrument rendered with the soundfont (score_nmf's ``timbres``) instead of 1/h: a clarinet's
-    # weak even partials, a horn's few strong ones. Each partial keeps at least this share of the
-    # loudest (multiplicative updates never revive a zero). NMF alone on the bench's 13 targets,
-    # 30 iterations: real 7.19 -> 7.46 dB, synthetic 7.40 -> 7.56, same instrument 7.16 -> 7.21.
-    timbre_init: bool = True
-    timbre_floor: float = 0.02
-    # A sustained (bowed, blown, sung) part gets several templates per pitch, not one: its partial
-    # amplitudes raised to each of these exponents (the first the template as above, then a
-    # brighter and a darker one), all free to act wherever the note sounds. One fixed spectrum per
-    # pitch cannot follow a note that brightens when played louder, or its attack against its
-    # sustain; a few learned shapes can, and the share of a partial two parts have in common is
-    # then better told. Struck and plucked parts keep one (their onset template does that work).
-    # NMF alone on the bench's 13 targets: real 7.46 -> 8.18 dB, synthetic 7.56 -> 7.83, same
-    # instrument 7.21 -> 7.60.
-    shapes: tuple = (1.0, 0.7, 1.4)
-    # With a single-part MIDI the extra shapes soak up the other instruments instead (the same 13
-    # targets, each given its part alone: 2.40 -> 1.44 dB): the pipeline keeps one there.
-    single_shapes: tuple = (1.0,)
-    # Parts that play the same instrument (GM program) share their templates: a pitch sounds the
-    # same whichever part plays it, and each template learns from every part's notes (score_nmf's
-    # ``tie``; the activations stay each part's own).
-    tie: bool = True
-    # A full score's factorisation runs on 48 bins per octave (above), more iterations (n_iter) and
-    # activations from 0.08 s before each aligned onset, and ties same-instrument parts; a single
-    # part keeps the settings it was measured with (30 iterations, 0.15 s). With the shapes above,
-    # 45 iterations (n_iter's value then), NMF alone on
-    # the bench's 13 targets: real 8.18 -> 8.36 dB, synthetic 7.83 -> 8.14, same instrument 7.60 ->
-    # 7.91 (36 bins per octave, 30 iterations, 0.15 s, untied before; the tie alone +0.04..+0.10 on
-    # same instrument, the finer grid alone +0.09 / +0.18 / +0.11).
-    single_n_iter: int = 30
-    single_tol_on: float = 0.15
-    power: float = 1.0            # soft-mask exponent
-    chunk_frames: int = 20000     # frames per chunk of the output masks (memory bound)
-    # The updates run over blocks of this many frames, each with only the components whose notes
-    # sound somewhere in it (a note's activations are zero outside its span and multiplicative
-    # updates keep them so): the same factorisation with fewer products. Against the 20000-frame
-    # chunks before, the same iterations, 2 shared cores (noisy): a 3.8-minute quartet 6.6 ->
-    # 3.3 s, a 2.3-minute one 5.2 -> 2.1 s; a 10-minute four-part chorale, whose notes leave few
-    # templates to skip, about the same (5.0 and 6.0 s against 7.1 and 6.3 s in two runs each).
-    # 256-frame blocks were faster on the quartets and far slower on the chorale.
-    block_frames: int = 1024
 
 
 @dataclass
@@ -134,6 +59,59 @@ def _partial_amplitudes(bands: Sequence[np.ndarray], spectrum: Optional[np.ndarr
     return np.maximum(a / a.max(), floor)
 
 
+def _harmonic_template(p: int, tuning: float, grid: Grid, lf: np.ndarray, cfg: NMFSettings,
+                       spectrum: Optional[np.ndarray]) -> np.ndarray:
+    """Unnormalised harmonic template ``(n_log,)`` of MIDI pitch ``p``: each partial below Nyquist
+    fills its band (``lf``: log2 of the grid's frequencies) with its initial amplitude."""
+    one_bin = 1.0 / grid.bins_per_octave
+    f0 = float(midi_to_hz(p, tuning))
+    bands = []
+    for h in range(1, cfg.n_partials + 1):
+        fh = h * f0
+        if fh >= grid.sr / 2:
+            break
+        bands.append(np.abs(lf - np.log2(fh)) <= max(cfg.partial_cents / 1200.0, 1.01 * one_bin))
+    amps = _partial_amplitudes(bands, spectrum, cfg.timbre_floor)
+    w = np.zeros(len(lf))
+    for band, a in zip(bands, amps):
+        w[band] = np.maximum(w[band], a)
+    return w
+
+
+def _part_columns(j: int, notes: np.ndarray, grid: Grid, lf: np.ndarray, frame_t: np.ndarray, tuning: float,
+                  cfg: NMFSettings, percussive: bool, timbre: Optional[Mapping[int, np.ndarray]]) -> List[tuple]:
+    """The columns of part ``j`` (``notes`` ``(n, 4)``, not empty): for each pitch, its harmonic
+    templates (one per shape) and its onset template when it has one, as (template ``(n_log,)``,
+    activation mask ``(n_frames,)``, owner, key) tuples."""
+    F = len(lf)
+    cols: List[tuple] = []
+    for p in np.unique(np.round(notes[:, 2])).astype(int):
+        sel = notes[np.round(notes[:, 2]) == p]
+        spectrum = timbre.get(int(p)) if timbre is not None else None
+        w = _harmonic_template(p, tuning, grid, lf, cfg, spectrum)
+        if w.sum() <= 0:
+            continue
+        active = _frame_mask(sel, frame_t, cfg.tol_on, cfg.tol_off)
+        for k, g in enumerate((cfg.shapes[:1] if percussive else cfg.shapes) or (1.0,)):
+            wg = w ** float(g)
+            cols.append((wg / wg.sum(), active, j, (j, int(p), k)))
+        if cfg.onsets == "all" or (cfg.onsets == "percussive" and percussive):
+            onset = _frame_mask(sel, frame_t, cfg.onset_span[0], cfg.onset_span[1], onset_only=True)
+            cols.append((np.full(F, 1.0 / F), onset, j, (j, int(p), "onset")))
+    return cols
+
+
+def _free_columns(F: int, n_frames: int, cfg: NMFSettings, seed: int, first: int) -> List[tuple]:
+    """``cfg.n_free`` random templates active everywhere, as in _part_columns (owner -1; keys
+    numbered from ``first``, the number of columns before them)."""
+    rng = np.random.default_rng(seed)
+    cols: List[tuple] = []
+    for _ in range(cfg.n_free):
+        w = rng.uniform(0.1, 1.0, F)
+        cols.append((w / w.sum(), np.ones(n_frames, dtype=bool), -1, (-1, first + len(cols), "free")))
+    return cols
+
+
 def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tuning: float,
                 cfg: NMFSettings, seed: int = 0, percussive: Optional[Sequence[bool]] = None,
                 timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None, with_keys: bool = False):
@@ -144,59 +122,22 @@ def build_model(parts_notes: Sequence[np.ndarray], grid: Grid, n_frames: int, tu
         raise ValueError(f"NMFSettings.onsets: {cfg.onsets!r} is not percussive, all or none")
     if percussive is None:
         percussive = [True] * len(parts_notes)
-    freqs = grid.log_freqs
-    lf = np.log2(freqs)
-    one_bin = 1.0 / grid.bins_per_octave
+    lf = np.log2(grid.log_freqs)
     frame_t = np.arange(n_frames) / grid.frame_rate
-    F = len(freqs)
-    W_cols: List[np.ndarray] = []
-    H_rows: List[np.ndarray] = []
-    owner: List[int] = []
-    keys: List[tuple] = []
+    cols: List[tuple] = []  # (template, activation mask, owner, key)
     for j, notes in enumerate(parts_notes):
         if len(notes) == 0:
             continue
-        for p in np.unique(np.round(notes[:, 2])).astype(int):
-            sel = notes[np.round(notes[:, 2]) == p]
-            f0 = float(midi_to_hz(p, tuning))
-            bands = []
-            for h in range(1, cfg.n_partials + 1):
-                fh = h * f0
-                if fh >= grid.sr / 2:
-                    break
-                bands.append(np.abs(lf - np.log2(fh)) <= max(cfg.partial_cents / 1200.0, 1.01 * one_bin))
-            spectrum = timbres[j].get(int(p)) if timbres is not None and timbres[j] is not None else None
-            amps = _partial_amplitudes(bands, spectrum, cfg.timbre_floor)
-            w = np.zeros(F)
-            for band, a in zip(bands, amps):
-                w[band] = np.maximum(w[band], a)
-            if w.sum() <= 0:
-                continue
-            active = _frame_mask(sel, frame_t, cfg.tol_on, cfg.tol_off)
-            for k, g in enumerate((cfg.shapes[:1] if percussive[j] else cfg.shapes) or (1.0,)):
-                wg = w ** float(g)
-                W_cols.append(wg / wg.sum())
-                H_rows.append(active)
-                owner.append(j)
-                keys.append((j, int(p), k))
-            if cfg.onsets == "all" or (cfg.onsets == "percussive" and percussive[j]):
-                W_cols.append(np.full(F, 1.0 / F))
-                H_rows.append(_frame_mask(sel, frame_t, cfg.onset_span[0], cfg.onset_span[1], onset_only=True))
-                owner.append(j)
-                keys.append((j, int(p), "onset"))
+        timbre = timbres[j] if timbres is not None else None
+        cols += _part_columns(j, notes, grid, lf, frame_t, tuning, cfg, percussive[j], timbre)
     if len([n for n in parts_notes if len(n)]) <= 1:
-        rng = np.random.default_rng(seed)
-        for _ in range(cfg.n_free):
-            w = rng.uniform(0.1, 1.0, F)
-            W_cols.append(w / w.sum())
-            H_rows.append(np.ones(n_frames, dtype=bool))
-            owner.append(-1)
-            keys.append((-1, len(keys), "free"))
-    W = np.stack(W_cols, axis=1).astype(np.float32)
-    Hmask = np.stack(H_rows, axis=0)
+        cols += _free_columns(len(lf), n_frames, cfg, seed, len(cols))
+    W = np.stack([c[0] for c in cols], axis=1).astype(np.float32)
+    Hmask = np.stack([c[1] for c in cols], axis=0)
+    owner = np.array([c[2] for c in cols])
     if with_keys:
-        return W, Hmask, np.array(owner), keys
-    return W, Hmask, np.array(owner)
+        return W, Hmask, owner, [c[3] for c in cols]
+    return W, Hmask, owner
 
 
 def _tie_groups(keys: Sequence[tuple], tie: Optional[Sequence[Optional[int]]]) -> Optional[torch.Tensor]:
@@ -218,34 +159,13 @@ def _group_sum(x: torch.Tensor, gid: Optional[torch.Tensor]) -> torch.Tensor:
     return out[gid]
 
 
-def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float = 0.0,
-              cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None,
-              percussive: Optional[Sequence[bool]] = None,
-              timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None,
-              tie: Optional[Sequence[Optional[int]]] = None, device=None) -> NMFResult:
-    """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
-    aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
-
-    percussive: for each part, whether it is struck or plucked (midi.is_percussive), for
-    ``cfg.onsets == "percussive"``; None counts every part as percussive.
-
-    timbres: for each part, None or {MIDI pitch: magnitude spectrum ``(n_log,)`` on ``grid`` of one
-    note of its instrument} (pipeline.note_spectra): the templates start from those partial
-    amplitudes instead of 1/h (pitches missing from the mapping keep 1/h).
-
-    tie: for each part, a label (e.g. its GM program) or None: parts with the same label share the
-    templates of each pitch they both play (multiplicative updates of tied parameters: numerators
-    and denominators summed over the group); their activations stay their own.
-
-    keep: the parts whose masks to return (default: all, then the free components'); the
-    result's ``masks`` then holds only those, in that order (saves memory on long songs).
-
-    device: where the updates run (default the CPU); the result is on the CPU either way."""
-    cfg = cfg or NMFSettings()
-    dev = torch.device(device or "cpu")
-    V = V.to(dev, torch.float32) + 1e-9
-    F, N = V.shape
-    W_np, Hmask, owner, keys = build_model(parts_notes, grid, N, tuning, cfg, seed, percussive, timbres,
+def _init_factors(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float,
+                  cfg: NMFSettings, seed: int, percussive, timbres, tie, dev: torch.device):
+    """The starting point of score_nmf for ``V`` ``(n_log, n_frames)``: templates W ``(n_log, K)``
+    (tied columns at their group's mean), activations H ``(K, n_frames)`` (1 where allowed, 0
+    elsewhere, before scaling), the activation mask ``(K, n_frames)``, owners ``(K,)`` and the tie
+    groups ``(K,)`` (None when nothing is tied)."""
+    W_np, Hmask, owner, keys = build_model(parts_notes, grid, V.shape[1], tuning, cfg, seed, percussive, timbres,
                                            with_keys=True)
     gid = _tie_groups(keys, tie)
     gid = None if gid is None else gid.to(dev)
@@ -253,19 +173,30 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
     if gid is not None:  # tied columns start as their group's mean
         W = (_group_sum(W.T, gid) / _group_sum(torch.ones(len(gid), 1, device=dev), gid)).T.contiguous()
     H = torch.from_numpy(Hmask.astype(np.float32)).to(dev)
-    K = W.shape[1]
-    chunks = [(a, min(a + cfg.chunk_frames, N)) for a in range(0, N, cfg.chunk_frames)]
-    blocks = []  # (first frame, end frame, the components active in it)
-    step = cfg.block_frames if dev.type == "cpu" else cfg.chunk_frames  # a GPU prefers few large products
+    return W, H, Hmask, owner, gid
+
+
+def _active_blocks(Hmask: np.ndarray, step: int, dev: torch.device) -> list:
+    """Time blocks of ``step`` frames: (first frame, end frame, the components active in it), for
+    the blocks where any is."""
+    N = Hmask.shape[1]
+    blocks = []
     for a in range(0, N, step):
         b = min(a + step, N)
         k = np.flatnonzero(Hmask[:, a:b].any(axis=1))
         if len(k):
             blocks.append((a, b, torch.from_numpy(k).to(dev)))
-    # start the activations at the data's scale
-    scale = float(V.sum()) / max(float((W @ H).sum()), 1e-9)
-    H *= scale
-    for _ in range(cfg.n_iter):
+    return blocks
+
+
+def _kl_updates(V: torch.Tensor, W: torch.Tensor, H: torch.Tensor, blocks: list, gid: Optional[torch.Tensor],
+                n_iter: int) -> None:
+    """``n_iter`` KL multiplicative updates of W ``(n_log, K)`` and H ``(K, n_frames)``, in place,
+    block by block (tied columns: numerators and denominators summed over the group); W's
+    columns end normalised to sum 1."""
+    F, K = W.shape
+    dev = W.device
+    for _ in range(n_iter):
         wsum = W.sum(dim=0)[:, None].clamp_min(1e-12)
         numW = torch.zeros(F, K, device=dev)
         hsum = torch.zeros(K, device=dev)
@@ -282,7 +213,16 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
         s = W.sum(dim=0, keepdim=True).clamp_min(1e-12)
         W /= s
         H *= s.T
-    n_parts = len(parts_notes)
+
+
+def _soft_masks(W: torch.Tensor, H: torch.Tensor, owner: np.ndarray, n_parts: int, keep: Optional[Sequence[int]],
+                cfg: NMFSettings) -> np.ndarray:
+    """Each kept group's share of the model, ``(W_j H_j)^p / sum_k (W_k H_k)^p``: float32
+    ``(len(keep), n_log, n_frames)``, ``cfg.chunk_frames`` frames at a time (groups: the parts, then
+    -1, the free components)."""
+    F, N = W.shape[0], H.shape[1]
+    dev = W.device
+    chunks = [(a, min(a + cfg.chunk_frames, N)) for a in range(0, N, cfg.chunk_frames)]
     groups = list(range(n_parts)) + [-1]
     keep = list(groups) if keep is None else list(keep)
     masks = np.zeros((len(keep), F, N), dtype=np.float32)
@@ -295,4 +235,74 @@ def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tu
         share = lam / lam.sum(dim=0, keepdim=True).clamp_min(1e-20)
         for i, j in enumerate(keep):
             masks[i, :, a:b] = share[groups.index(j)].cpu().numpy()
+    return masks
+
+
+def score_nmf(V: torch.Tensor, parts_notes: Sequence[np.ndarray], grid: Grid, tuning: float = 0.0,
+              cfg: Optional[NMFSettings] = None, seed: int = 0, keep: Optional[Sequence[int]] = None,
+              percussive: Optional[Sequence[bool]] = None,
+              timbres: Optional[Sequence[Optional[Mapping[int, np.ndarray]]]] = None,
+              tie: Optional[Sequence[Optional[int]]] = None, device=None) -> NMFResult:
+    """Factorise the magnitude spectrogram ``V`` ``(n_log, n_frames)`` (on ``grid``) under the
+    aligned score ``parts_notes`` (one ``(n, 4)`` note array per part, audio seconds).
+
+    percussive: for each part, whether it is struck or plucked (midi.is_percussive), for
+    ``cfg.onsets == "percussive"``; None counts every part as percussive.
+
+    timbres: for each part, None or {MIDI pitch: magnitude spectrum ``(n_log,)`` on ``grid`` of one
+    note of its instrument} (note_spectra, below): the templates start from those partial
+    amplitudes instead of 1/h (pitches missing from the mapping keep 1/h).
+
+    tie: for each part, a label (e.g. its GM program) or None: parts with the same label share the
+    templates of each pitch they both play (multiplicative updates of tied parameters: numerators
+    and denominators summed over the group); their activations stay their own.
+
+    keep: the parts whose masks to return (default: all, then the free components'); the
+    result's ``masks`` then holds only those, in that order (saves memory on long songs).
+
+    device: where the updates run (default the CPU); the result is on the CPU either way."""
+    cfg = cfg or NMFSettings()
+    dev = torch.device(device or "cpu")
+    V = V.to(dev, torch.float32) + 1e-9
+    W, H, Hmask, owner, gid = _init_factors(V, parts_notes, grid, tuning, cfg, seed, percussive, timbres, tie, dev)
+    step = cfg.block_frames if dev.type == "cpu" else cfg.chunk_frames  # a GPU prefers few large products
+    blocks = _active_blocks(Hmask, step, dev)
+    # start the activations at the data's scale
+    scale = float(V.sum()) / max(float((W @ H).sum()), 1e-9)
+    H *= scale
+    _kl_updates(V, W, H, blocks, gid, cfg.n_iter)
+    masks = _soft_masks(W, H, owner, len(parts_notes), keep, cfg)
     return NMFResult(masks=masks, W=W.cpu().numpy(), owner=owner)
+
+
+def note_spectra(programs: Sequence[int], parts_notes: Sequence[np.ndarray], drums: Sequence[bool], grid,
+                 cfg: NMFSettings, soundfont=None) -> List[Optional[Dict[int, np.ndarray]]]:
+    """What one note of each part's instrument looks like, for the NMF's initial templates: for each
+    part, {MIDI pitch: magnitude ``(grid.n_log,)`` of that pitch played by the part's GM program
+    with the soundfont (cfg.timbre_velocity, held cfg.timbre_hold_s, averaged over
+    cfg.timbre_span)} for every pitch the part
+    plays; None for drum parts and parts without notes. One rendering per program."""
+    import pretty_midi
+
+    from .spectral import log_magnitude
+    from .synth import Renderer
+
+    wanted: Dict[int, set] = {}
+    for prog, notes, drum in zip(programs, parts_notes, drums):
+        if len(notes) and not drum:
+            wanted.setdefault(int(prog), set()).update(int(p) for p in np.round(notes[:, 2]))
+    spectra: Dict[int, Dict[int, np.ndarray]] = {}
+    period, length = cfg.timbre_period_s, cfg.timbre_hold_s
+    with Renderer(sr=grid.sr, soundfont=soundfont) as renderer:
+        for prog, pitches in wanted.items():
+            pitches = sorted(pitches)
+            inst = pretty_midi.Instrument(program=prog)
+            inst.notes = [pretty_midi.Note(int(cfg.timbre_velocity), p, k * period, k * period + length)
+                          for k, p in enumerate(pitches)]
+            M = log_magnitude(renderer.render([inst], duration=len(pitches) * period + 0.5), grid)
+            spectra[prog] = {}
+            for k, p in enumerate(pitches):
+                a, b = (int(round((k * period + t) * grid.frame_rate)) for t in cfg.timbre_span)
+                spectra[prog][p] = M[:, a:b].mean(axis=1)
+    return [spectra.get(int(prog)) if len(notes) and not drum else None
+            for prog, notes, drum in zip(programs, parts_notes, drums)]

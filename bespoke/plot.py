@@ -26,7 +26,7 @@ def require_matplotlib():
         import matplotlib
         from matplotlib.figure import Figure  # noqa: F401  (fails early on a broken install)
     except ImportError as e:
-        raise DependencyError(f"--plot needs matplotlib, which is not installed ({e}): "
+        raise DependencyError(f"«plot» needs matplotlib, which is not installed ({e}): "
                               "pip install 'bespoke[plot]' (or pip install matplotlib)") from None
     return matplotlib
 
@@ -38,38 +38,28 @@ def check_figure_path(path) -> None:
 
 def pitch_spectrogram(y: np.ndarray, sr: int, hop_s: float = 0.02,
                       pitches: Tuple[int, int] = PITCH_RANGE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A power spectrogram in dB with one row per semitone.
+    """A spectrogram in dB with one row per semitone: spectral.log_magnitude on a semitone grid
+    (bins at ``spectral.midi_to_hz`` of each pitch, about 10 Hz per linear bin).
 
     y: ``(n_samples,)`` or ``(n_channels, n_samples)`` (channels averaged).
     Returns (S_db ``(n_pitches, n_frames)``, frame times ``(n_frames,)`` in s, MIDI pitches ``(n_pitches,)``).
+    Pitches at or above the Nyquist frequency get empty rows.
     """
     from .audio import resample, to_mono
+    from .spectral import Grid, log_magnitude, midi_to_hz
 
     y = to_mono(y)
     if sr > 22050:
         y, sr = resample(y, sr, 22050), 22050
-    n_fft = int(2 ** np.ceil(np.log2(sr / 10.0)))  # about 10 Hz per bin
-    hop = max(int(hop_s * sr), 1)
-    y = np.pad(y, (n_fft // 2, n_fft // 2))
-    n_frames = max(1 + (len(y) - n_fft) // hop, 1)
-    if len(y) < n_fft:
-        y = np.pad(y, (0, n_fft - len(y)))
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop][:n_frames]
-    win = np.hanning(n_fft).astype(np.float32)
-    P = np.abs(np.fft.rfft(frames * win, axis=1)) ** 2          # (n_frames, n_bins)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     midi = np.arange(pitches[0], pitches[1] + 1)
-    centre = 440.0 * 2.0 ** ((midi - 69) / 12.0)
-    W = np.zeros((len(midi), len(freqs)), dtype=np.float32)
-    for i, f in enumerate(centre):
-        band = (freqs >= f * 2 ** (-1 / 24)) & (freqs < f * 2 ** (1 / 24))
-        if band.any():
-            W[i, band] = 1.0 / band.sum()
-        elif f < sr / 2:
-            W[i, int(np.argmin(np.abs(freqs - f)))] = 1.0
-    S = W @ P.T                                                     # (n_pitches, n_frames)
-    S_db = 10.0 * np.log10(S + 1e-12)
-    return S_db.astype(np.float32), np.arange(n_frames) * hop / float(sr), midi
+    grid = Grid(sr=int(sr), n_fft=int(2 ** np.ceil(np.log2(sr / 10.0))), hop=max(int(hop_s * sr), 1),
+                fmin=float(midi_to_hz(midi[0])), bins_per_octave=12)
+    M = log_magnitude(np.asarray(y, dtype=np.float32), grid)       # (n_log, n_frames)
+    S = np.zeros((len(midi), M.shape[1]), dtype=np.float32)         # (n_pitches, n_frames)
+    k = min(len(midi), M.shape[0])
+    S[:k] = M[:k]
+    S_db = 10.0 * np.log10(S.astype(np.float64) ** 2 + 1e-12)
+    return S_db.astype(np.float32), grid.frame_times(M.shape[1]), midi
 
 
 def _note_boxes(notes: np.ndarray, color, alpha: float, lw: float):

@@ -1,8 +1,11 @@
-"""Time-frequency grids: STFT settings, the log-frequency grid the network sees, and score
-templates (where a part's harmonics lie in time and frequency).
+"""The one time-frequency module: STFT settings (Grid), the STFT and its inverse (torch, Hann
+window), the log-frequency grid the network sees and the chunked log-magnitude on it, pitch to
+Hz, and score templates (where a part's harmonics lie in time and frequency). Training
+(data), separation (separate) and the pictures (plot) all take their spectra from here.
 
 Shapes: a linear spectrogram is ``(n_lin, n_frames)`` with ``n_lin = n_fft // 2 + 1``; a
-log-frequency one is ``(n_log, n_frames)``.
+log-frequency one is ``(n_log, n_frames)``. torch is imported only where a spectrum is computed,
+so importing this module does not load torch.
 """
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ class Grid:
 
     sr: int = 22050
     n_fft: int = 2048
-    hop: int = 256
+    hop: int = 512
     fmin: float = 32.7  # C1
-    bins_per_octave: int = 36
+    bins_per_octave: int = 24
 
     @property
     def n_lin(self) -> int:
@@ -92,7 +95,72 @@ def log_to_lin(grid: Grid, n_lin: int = 0, sr: int = 0) -> np.ndarray:
     return P
 
 
+class STFT:
+    """A Hann-windowed STFT (``n_fft`` points, ``hop`` samples) and its inverse, in torch, on one
+    device: the single definition of the window, centring and padding used everywhere."""
+
+    def __init__(self, n_fft: int, hop: int, device="cpu"):
+        import torch
+
+        self.n_fft, self.hop = int(n_fft), int(hop)
+        self.device = torch.device(device)
+        self.window = torch.hann_window(self.n_fft, device=self.device)
+
+    @classmethod
+    def of_grid(cls, grid: Grid, device="cpu") -> "STFT":
+        """The grid's own STFT (at ``grid.sr``)."""
+        return cls(grid.n_fft, grid.hop, device)
+
+    @classmethod
+    def at_rate(cls, grid: Grid, sr: int, device="cpu") -> "STFT":
+        """An STFT at another sample rate ``sr`` spanning the same time per window and per hop
+        as the grid's (so 4096 points at 44.1 kHz for a 2048-point grid at 22.05 kHz)."""
+        scale = sr / grid.sr
+        n_fft = max(int(2 * round(grid.n_fft * scale / 2)), 64)
+        hop = max(int(round(grid.hop * scale)), 1)
+        return cls(n_fft, hop, device)
+
+    @property
+    def n_lin(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def forward(self, x, center: bool = True):
+        """Waves ``(..., n_samples)`` -> complex ``(..., n_lin, n_frames)``. ``center``: frame i
+        is centred on sample ``i * hop`` (reflect-padded ends); else frame i starts there."""
+        import torch
+
+        return torch.stft(x, self.n_fft, self.hop, window=self.window, center=center, return_complex=True)
+
+    def inverse(self, X, length: int):
+        """Complex ``(..., n_lin, n_frames)`` of a centred STFT -> waves ``(..., length)``."""
+        import torch
+
+        return torch.istft(X, self.n_fft, self.hop, window=self.window, center=True, length=length)
+
+
+def log_magnitude(mix: np.ndarray, grid: Grid, chunk_frames: int = 4096) -> np.ndarray:
+    """The magnitude of ``mix`` ``(n_samples,)`` on the grid's log-frequency axis, float32
+    ``(n_log, n_frames)``, computed in chunks (frame i centred on sample i * hop, zeros beyond
+    the ends), so a long song never holds its whole linear spectrogram."""
+    import torch
+
+    W = torch.from_numpy(lin_to_log(grid))
+    stft = STFT.of_grid(grid)
+    n_frames = grid.n_frames(len(mix))
+    half = grid.n_fft // 2
+    padded = np.pad(mix.astype(np.float32), (half, half + grid.hop))
+    out = np.zeros((grid.n_log, n_frames), dtype=np.float32)
+    for a in range(0, n_frames, chunk_frames):
+        b = min(a + chunk_frames, n_frames)
+        seg = torch.from_numpy(np.ascontiguousarray(padded[a * grid.hop:(b - 1) * grid.hop + grid.n_fft]))
+        X = stft.forward(seg, center=False)
+        out[:, a:b] = (W @ X.abs()[:, : b - a]).numpy()
+    return out
+
+
 def midi_to_hz(pitch, tuning_cents: float = 0.0):
+    """MIDI pitch (scalar or array, fractional allowed) -> Hz, A4 = 440 Hz shifted by
+    ``tuning_cents``; float64, the shape of ``pitch``."""
     return 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0 + tuning_cents / 100.0) / 12.0)
 
 
@@ -179,3 +247,56 @@ def estimate_tuning(y: np.ndarray, sr: int, max_seconds: float = 120.0) -> float
     except Exception:
         return 0.0
     return float(np.clip(dev * 100.0, -50.0, 50.0)) if np.isfinite(dev) else 0.0
+
+
+# --------------------------------------------------------------------------- the alignment's front end
+# Power in semitone bands, in numpy/scipy (no torch: the alignment runs before any network),
+# with a symmetric Hann window: the features bench/ALIGN.md measured.
+
+def semitone_filterbank(sr: int, n_fft: int, tuning_cents: float = 0.0, lo: int = 21,
+                        n_bins: int = 100):
+    """Sparse ``(n_bins, n_fft // 2 + 1)``: triangular weights summing power into semitone bands
+    centred on the equal-tempered pitches lo .. lo + n_bins - 1, shifted by ``tuning_cents``;
+    each band at least about two FFT bins wide."""
+    import scipy.sparse
+
+    f = np.arange(n_fft // 2 + 1) * sr / n_fft
+    df = sr / n_fft
+    rows, cols, vals = [], [], []
+    for k in range(n_bins):
+        fc = float(midi_to_hz(lo + k, tuning_cents))
+        if fc >= sr / 2:
+            break
+        lo_f = fc * 2.0 ** (-1 / 12)
+        hi_f = fc * 2.0 ** (1 / 12)
+        half_lo = max(fc - lo_f, df)
+        half_hi = max(hi_f - fc, df)
+        w = np.where(f < fc, 1.0 - (fc - f) / half_lo, 1.0 - (f - fc) / half_hi)
+        idx = np.nonzero(w > 0)[0]
+        rows += [k] * len(idx)
+        cols += idx.tolist()
+        vals += w[idx].tolist()
+    return scipy.sparse.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(n_bins, len(f)))
+
+
+def semitone_power(y: np.ndarray, sr: int, hop: int, n_fft: int, tuning_cents: float = 0.0, lo: int = 21,
+                   n_bins: int = 100, chunk_s: float = 60.0) -> np.ndarray:
+    """Power in semitone bands (semitone_filterbank) of centred frames every ``hop`` samples of the
+    mono ``y`` ``(n_samples,)`` at ``sr``: float32 ``(n_frames, n_bins)``, ``n_frames = 1 + n // hop``,
+    computed ``chunk_s`` seconds at a time."""
+    import scipy.fft
+
+    fb = semitone_filterbank(sr, n_fft, tuning_cents, lo, n_bins)
+    win = np.hanning(n_fft).astype(np.float32)
+    n_frames = 1 + len(y) // hop
+    E = np.empty((n_frames, n_bins), np.float32)
+    pad = np.pad(y, (n_fft // 2, n_fft // 2 + hop))
+    per = max(int(chunk_s * sr / hop), 1)
+    for f0 in range(0, n_frames, per):
+        f1 = min(n_frames, f0 + per)
+        seg = pad[f0 * hop: (f1 - 1) * hop + n_fft]
+        fr = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop][: f1 - f0]
+        Y = scipy.fft.rfft(fr * win, axis=1)
+        P = (Y.real ** 2 + Y.imag ** 2).astype(np.float32)
+        E[f0:f1] = (fb @ P.T).T
+    return E

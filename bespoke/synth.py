@@ -56,7 +56,7 @@ def resolve_soundfont(path: Optional[os.PathLike] = None) -> Path:
         return p
     cands = soundfont_candidates()
     if not cands:
-        raise DependencyError("no soundfont found: pass --soundfont FILE.sf2 or set BESPOKE_SOUNDFONT")
+        raise DependencyError("no soundfont found: pass «soundfont FILE.sf2» or set BESPOKE_SOUNDFONT")
     return cands[0]
 
 
@@ -189,3 +189,56 @@ def render(instruments: Sequence, sr: int, soundfont: Optional[os.PathLike] = No
     """One-shot rendering; see Renderer.render. Returns float32 ``(n_samples,)``."""
     with Renderer(sr=sr, soundfont=soundfont) as r:
         return r.render(instruments, duration=duration, program=program)
+
+
+# --------------------------------------------------------------------------- training timbres
+
+GM_AVOID = {45, 46, 47, 55, 112, 113, 114, 115, 116, 117, 118, 119}  # plucked/percussive oddities
+
+
+def timbre_programs(program: int, n: int) -> List[int]:
+    """``program`` and up to ``n - 1`` neighbours from its GM family (8 programs a family),
+    nearest first: other timbres of the same kind of instrument, for training variety."""
+    fam = (program // 8) * 8
+    others = sorted((p for p in range(fam, fam + 8) if p != program and p not in GM_AVOID),
+                    key=lambda p: (abs(p - program), p))
+    return [program] + others[: max(n - 1, 0)]
+
+
+def render_targets(target_inst, programs: List[int], n_samples: int, sr: int, soundfonts: List,
+                   rng: np.random.Generator, settings, tuning: float = 0.0) -> List:
+    """Renderings of the aligned target on the mix's timeline, each ``(n_samples,)``: cycling through
+    programs and soundfonts, settings.n_renders of them (config.SynthSettings), each (but the first,
+    or every one without settings.vary) a varied performance (augment.vary_performance), detuned
+    to the recording's tuning. Returns data.Source objects."""
+    from .audio import fit_length
+    from .augment import vary_performance
+    from .data import Source
+
+    renderers = [Renderer(sr=sr, soundfont=sf) for sf in soundfonts]
+    outs = []
+    try:
+        for k in range(max(settings.n_renders, 1)):
+            prog = programs[k % len(programs)]
+            r = renderers[(k // len(programs)) % len(renderers)]
+            inst = target_inst
+            if settings.vary and k > 0:
+                spread = settings.detune_spread_cents
+                inst = vary_performance(target_inst, rng, detune_cents=tuning + rng.uniform(-spread, spread))
+            elif abs(tuning) > 0.5:
+                inst = vary_performance(target_inst, rng, p_hold=0, p_short=0, vel_std=0, p_vibrato=0,
+                                        detune_cents=tuning)
+            y = r.render([inst], duration=n_samples / sr, program=prog)
+            if np.max(np.abs(y)) > 1e-6:
+                outs.append(Source(fit_length(y, n_samples), name=f"synth p{prog} {r.soundfont.name}"))
+    finally:
+        for r in renderers:
+            r.close()
+    return outs
+
+
+def training_soundfonts(main, extra: int) -> List:
+    """The main soundfont first, then up to ``extra`` other installed ones for timbre variety."""
+    first = resolve_soundfont(main)
+    rest = [p for p in soundfont_candidates() if p.resolve() != first.resolve()]
+    return [first] + rest[:max(extra, 0)]

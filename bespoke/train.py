@@ -1,4 +1,4 @@
-"""Fitting the network to one song: fit(model, data, budget, device, on_progress)."""
+"""Fitting the network to one song: fit(model, data, settings, device, on_progress)."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
+from .config.stages import TrainSettings
 from .data import Features, TrainingSet, make_batch
 
 
@@ -37,13 +38,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if d.startswith("cuda") and not torch.cuda.is_available():
-        raise BespokeError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+        raise BespokeError("«device cuda»: no CUDA GPU is available here (use «device cpu» or «device auto»)")
     if d == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise BespokeError("--device mps: Apple's MPS backend is not available here")
+        raise BespokeError("«device mps»: Apple's MPS backend is not available here")
     try:
         return torch.device(d)
     except RuntimeError as e:
-        raise BespokeError(f"--device {device}: not a device torch knows ({e})") from e
+        raise BespokeError(f"«device {device}»: not a device torch knows ({e})") from e
 
 
 def cpu_has_native_bf16() -> bool:
@@ -94,61 +95,21 @@ def masked_loss(mask_log: torch.Tensor, mag_x: torch.Tensor, mag_t: torch.Tensor
     return (num / den).mean()
 
 
-def fit(model: torch.nn.Module, data: TrainingSet, budget: float = 60.0, device="cpu",
-        on_progress: Optional[Callable[[float, float], None]] = None, seed: int = 0,
-        steps: Optional[int] = None, batch_size: int = 8, lr: float = 2e-3,
-        precision: str = "auto", ema: float = 0.0) -> TrainResult:
-    """Train ``model`` on examples from ``data`` for ``budget`` seconds (or exactly ``steps`` steps).
+def _lr_at(cfg: TrainSettings, step: int, frac: float) -> float:
+    """The learning rate: a linear warm-up over cfg.warmup_steps, then a cosine to 5 % of cfg.lr."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps)
+    return cfg.lr * warm * (0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) * 0.95 + 0.05)
 
-    The learning rate follows a cosine over the run (time-based when only a budget is given).
-    ``on_progress(fraction_done, loss)`` is called after every step. ``precision``: see
-    training_precision. ``ema`` > 0: the model ends with an exponential moving average of its
-    weights over the steps (this decay per step) rather than the last step's: less noise from
-    the last few batches.
-    """
-    dev = torch.device(device)
-    amp, channels_last = training_precision(dev, precision)
-    model.to(dev).train()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    feat = Features(data.grid, dev)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    params = list(model.parameters())
-    avg = [p.detach().clone() for p in params] if ema > 0 else None
-    t_start = time.perf_counter()
-    losses: List[float] = []
-    step = 0
-    warm = 20
-    while True:
-        elapsed = time.perf_counter() - t_start
-        frac = (step / steps) if steps else (elapsed / max(budget, 1e-9))
-        if frac >= 1.0:
-            break
-        lr_now = lr * min(1.0, (step + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) * 0.95 + 0.05)
-        for gp in opt.param_groups:
-            gp["lr"] = lr_now
-        x, mag_x, mag_t = make_batch(feat, data.sample(rng, batch_size))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
-            mask = model(x)
-        loss = masked_loss(mask.float(), mag_x, mag_t, feat)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        if avg is not None:
-            d = min(ema, step / (step + 10.0))  # a short run averages over what it has
-            with torch.no_grad():
-                for a, p in zip(avg, params):
-                    a.mul_(d).add_(p.detach(), alpha=1.0 - d)
-        losses.append(float(loss.detach()))
-        step += 1
-        if on_progress is not None:
-            done = step / steps if steps else (time.perf_counter() - t_start) / max(budget, 1e-9)
-            on_progress(min(done, 1.0), losses[-1])
+
+def _average_into(avg: List[torch.Tensor], params: List[torch.Tensor], ema: float, step: int) -> None:
+    d = min(ema, step / (step + 10.0))  # a short run averages over what it has
+    with torch.no_grad():
+        for a, p in zip(avg, params):
+            a.mul_(d).add_(p.detach(), alpha=1.0 - d)
+
+
+def _finish(model, avg, params, channels_last: bool) -> None:
+    """The model ends with the averaged weights (when kept), in the default layout, in eval mode."""
     if avg is not None:
         with torch.no_grad():
             for a, p in zip(avg, params):
@@ -156,5 +117,61 @@ def fit(model: torch.nn.Module, data: TrainingSet, budget: float = 60.0, device=
     if channels_last:
         model.to(memory_format=torch.contiguous_format)
     model.eval()
+
+
+def fit(model: torch.nn.Module, data: TrainingSet, settings: Optional[TrainSettings] = None, device="cpu",
+        on_progress: Optional[Callable[[float, float], None]] = None, seed: int = 0,
+        steps: Optional[int] = None, budget: Optional[float] = None) -> TrainResult:
+    """Train ``model`` on examples from ``data`` for ``budget`` seconds (default settings.budget),
+    or exactly ``steps`` steps, with the batch size, learning rate, precision and weight averaging
+    of ``settings`` (config.TrainSettings).
+
+    The learning rate follows a cosine over the run (time-based when only a budget is given).
+    ``on_progress(fraction_done, loss)`` is called after every step. ``precision``: see
+    training_precision. ``ema`` > 0: the model ends with an exponential moving average of its
+    weights over the steps (this decay per step) rather than the last step's: less noise from
+    the last few batches.
+    """
+    cfg = settings or TrainSettings()
+    budget = cfg.budget if budget is None else budget
+    dev = torch.device(device)
+    amp, channels_last = training_precision(dev, cfg.precision)
+    model.to(dev).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    feat = Features(data.grid, dev)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    avg = [p.detach().clone() for p in params] if cfg.ema > 0 else None
+    t_start = time.perf_counter()
+    losses: List[float] = []
+    step = 0
+    while True:
+        elapsed = time.perf_counter() - t_start
+        frac = (step / steps) if steps else (elapsed / max(budget, 1e-9))
+        if frac >= 1.0:
+            break
+        for gp in opt.param_groups:
+            gp["lr"] = _lr_at(cfg, step, frac)
+        x, mag_x, mag_t = make_batch(feat, data.sample(rng, cfg.batch_size))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            mask = model(x)
+        loss = masked_loss(mask.float(), mag_x, mag_t, feat)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if avg is not None:
+            _average_into(avg, params, cfg.ema, step)
+        losses.append(float(loss.detach()))
+        step += 1
+        if on_progress is not None:
+            done = step / steps if steps else (time.perf_counter() - t_start) / max(budget, 1e-9)
+            on_progress(min(done, 1.0), losses[-1])
+    _finish(model, avg, params, channels_last)
     return TrainResult(steps=step, seconds=time.perf_counter() - t_start, device=str(dev), losses=losses,
                        precision="bf16" if amp is not None else "fp32")

@@ -5,12 +5,13 @@ import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
+from conftest import SR, make_score
 
 from bespoke import align as A
 from bespoke import midi as midimod
+from bespoke.align.dtw import _run_dtw
+from bespoke.config.align import AlignSettings
 from bespoke.errors import AlignmentError
-
-from conftest import SR, make_score
 
 
 def tones(notes: np.ndarray, seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
@@ -140,8 +141,7 @@ def test_memory_bounded_levels():
     y = tones(true, 90.0)
     score = true.copy()
     score[:, :2] = score[:, :2] * 0.9 + 0.2   # another tempo and start
-    p = A.AlignParams(coarse_cells=2e4)
-    al = A.align_notes(y, SR, score, params=p)
+    al = A.align_notes(y, SR, score, settings=AlignSettings(coarse_cells=2e4))
     levels = al.info["levels"]
     assert len(levels) >= 3
     assert levels[0]["rows"] * levels[0]["cols"] <= 2e4 * 1.05
@@ -164,6 +164,7 @@ def test_no_pitched_notes_is_a_clear_error(song):
         A.align_pm(song["mix"], song["sr"], pm)
 
 
+@pytest.mark.slow
 def test_cli_align_with_plot(tiny_song, tmp_path):
     pytest.importorskip("matplotlib")
     from bespoke.cli import main
@@ -185,7 +186,7 @@ def test_squeeze_limited_steps():
     C = rng.uniform(0.5, 1.0, size=(60, 40))
     C[10:50, 20] = 0.0          # a cheap column: the free path runs down it
     for m, limit in ((0, None), (2, 2), (3, 3)):
-        r, c, _ = A._run_dtw(C, hv_weight=1.5, max_squeeze=m)
+        r, c, _ = _run_dtw(C, hv_weight=1.5, max_squeeze=m)
         per_col = np.bincount(c)
         assert r[0] == 0 and c[0] == 0 and r[-1] == C.shape[0] - 1 and c[-1] == C.shape[1] - 1
         assert np.all(np.diff(r) >= 0) and np.all(np.diff(c) >= 0)
@@ -210,14 +211,14 @@ def _roll_features(events, n_frames: int, rate: float = 100.0):
                          flux=ons.sum(axis=1))
 
 
-def _search_from(notes, feats, k: float, start: float, score_len: float, p):
+def _search_from(notes, feats, k: float, start: float, score_len: float, settings):
     """note_dp_times over ``notes`` on ``feats``, starting from a path at tempo ``k`` (audio s per
     score s) from ``start`` s: (the score's onsets, their audio times)."""
-    score = A.ScoreFeatures(notes, p)
-    model = A.CostModel(score, feats, 1, 0.0, k / feats.rate, int(score_len / (k / feats.rate)), p)
+    score = A.ScoreFeatures(notes, settings)
+    model = A.CostModel(score, feats, 1, 0.0, k / feats.rate, int(score_len / (k / feats.rate)), settings)
     rows = np.arange(model.n_rows)
     cols = np.round(start * feats.rate + rows).astype(int)
-    return A.note_dp_times(rows, cols, model, score, k, p)
+    return A.note_dp_times(rows, cols, model, score, k, settings)
 
 
 def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
@@ -238,12 +239,12 @@ def test_a_held_note_is_not_credited_with_another_voice_sustaining_its_pitch():
     events += [(t + 3.0, t + 3.45, q, 1.0) for t, q in zip(true_on[j + 1:j + 9], pitches[j + 1:j + 9])]
     feats = _roll_features(events, n_frames=2000)
     misplaced = {}
-    for norm in (0.0, A.AlignParams().dp_presence_norm):
-        p = dataclasses.replace(A.AlignParams(), dp_presence_norm=norm, dp_any_onset=0.0)
-        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, p)
+    for norm in (0.0, AlignSettings().dp_presence_norm):
+        settings = dataclasses.replace(AlignSettings(), dp_presence_norm=norm, dp_any_onset=0.0)
+        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, settings)
         misplaced[norm] = int(np.sum(np.abs(t - true_on) > 0.03))
     assert misplaced[0.0] >= 8, misplaced          # the plain sum follows the louder voice
-    assert misplaced[A.AlignParams().dp_presence_norm] == 0, misplaced
+    assert misplaced[AlignSettings().dp_presence_norm] == 0, misplaced
 
 
 def test_repeated_notes_are_placed_by_the_onsets_of_the_other_voices():
@@ -267,11 +268,12 @@ def test_repeated_notes_are_placed_by_the_onsets_of_the_other_voices():
     events += [(t, t + d - 0.05, q, 0.5) for t, d, q in zip(true_on, ioi, chords)]
     feats = _roll_features(events, n_frames=int((true_on[-1] + 2.0) * 100))
     misplaced = {}
-    for w in (0.0, A.AlignParams().dp_any_onset):
-        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, dataclasses.replace(A.AlignParams(), dp_any_onset=w))
+    for w in (0.0, AlignSettings().dp_any_onset):
+        settings = dataclasses.replace(AlignSettings(), dp_any_onset=w)
+        _, t = _search_from(notes, feats, 1.0, true_on[0], n * 0.5, settings)
         misplaced[w] = int(np.sum(np.abs(t - true_on) > 0.03))
     assert misplaced[0.0] >= 3, misplaced          # their own pitch cannot tell where they start
-    assert misplaced[A.AlignParams().dp_any_onset] == 0, misplaced
+    assert misplaced[AlignSettings().dp_any_onset] == 0, misplaced
 
 
 def test_tempo_prior_follows_a_tempo_change():
@@ -289,7 +291,7 @@ def test_tempo_prior_follows_a_tempo_change():
     events += [(t, t + 0.3, q, 1.0) for t, q in zip(acc, rng.choice([55, 60, 62, 64, 65, 67, 69], size=len(acc)))]
     feats = _roll_features(events, n_frames=1800)
     k = float((true_on[-1] + ioi[-1] - true_on[0]) / 16.0)
-    on, t = _search_from(notes, feats, k, true_on[0], 16.0, A.AlignParams())   # the average tempo throughout
+    on, t = _search_from(notes, feats, k, true_on[0], 16.0, AlignSettings())   # the average tempo throughout
     assert np.allclose(on, score_on)
     err = np.abs(t - true_on)
     assert np.max(err) <= 0.03, np.round(err, 3)

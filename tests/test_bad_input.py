@@ -9,10 +9,9 @@ import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import make_score, signal_cli
 
 from bespoke.cli import main
-
-from conftest import make_score, signal_cli
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +221,7 @@ def test_align_force_writes_a_doubtful_alignment_with_a_warning(tiny_song, bad, 
     assert rc == 0 and capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_leaves_no_file(tiny_song, tmp_path):
     """A real SIGINT to a running 'bespoke separate', sent once it trains."""
     out, rest = tmp_path / "stem.wav", tmp_path / "rest.wav"

@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import signal_cli
 
 from bespoke.batch import Outcome, Row, read_manifest, separate_args, summary_table
 from bespoke.cli import main
 from bespoke.errors import InputError
-
-from conftest import signal_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,6 +97,7 @@ def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
+@pytest.mark.slow
 def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     """Rows: an output that exists (skipped), a missing MIDI (fails), a good song (done), and a
     very long one that Ctrl-C stops. Then the same album again: the finished rows are skipped."""
@@ -134,6 +134,7 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     assert (tmp_path / "out" / "good.flac").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_a_batch_under_nohup_stops_its_jobs_cleanly_on_sigterm(tiny_song, tmp_path):
     """A batch started where SIGINT is ignored (nohup, a background job), so its jobs ignore
     SIGINT too, and stopped with kill (SIGTERM): the running job still cleans up at once

@@ -96,10 +96,12 @@ def test_nmf_models_the_rest_with_free_components_for_a_single_part():
 
 
 def test_settings_overrides_reach_nested_and_frozen_fields():
-    s = Settings()
-    apply_overrides(s, {"train": {"n_programs": 1, "lr": 1e-3}, "grid": {"hop": 256}, "mask_power": 2.0,
-                        "model": {"channels": [8, 16]}})
-    assert (s.train.n_programs, s.train.lr, s.grid.hop, s.mask_power, s.model.channels) == (1, 1e-3, 256, 2.0, (8, 16))
+    default = Settings()
+    s = apply_overrides(default, {"synth": {"n_programs": 1}, "train": {"lr": 1e-3}, "grid": {"hop": 256},
+                                  "separate": {"mask_power": 2.0}, "model": {"channels": [8, 16]}})
+    assert (s.synth.n_programs, s.train.lr, s.grid.hop, s.separate.mask_power, s.model.channels) == \
+        (1, 1e-3, 256, 2.0, (8, 16))
+    assert default == Settings()  # a new tree; the one given is left alone
     with pytest.raises(SystemExit):
         apply_overrides(s, {"train": {"no_such_knob": 1}})
 

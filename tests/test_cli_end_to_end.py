@@ -1,9 +1,12 @@
 """The CLI end to end on a tiny song, with a small training budget."""
 import numpy as np
+import pytest
 import soundfile as sf
 
 from bespoke.cli import main
 from bespoke.evaluate import si_sdr
+
+pytestmark = pytest.mark.slow  # whole CLI runs (make test-fast leaves them out)
 
 
 def test_separate_mono_from_unaligned_single_part(tiny_song, tmp_path):

@@ -1,8 +1,9 @@
-"""pipeline.Excerpts: a long song trains on excerpts of it; a short one on all of it."""
+"""excerpts.Excerpts: a long song trains on excerpts of it; a short one on all of it."""
 import numpy as np
 import pretty_midi
+import pytest
 
-from bespoke.pipeline import Excerpts
+from bespoke.excerpts import Excerpts
 
 SR = 1000
 
@@ -54,24 +55,23 @@ def test_instrument_matches_notes():
     assert all(0 <= b.time < 120 for b in new.pitch_bends) and len(new.pitch_bends) > 0
 
 
+@pytest.mark.slow
 def test_pipeline_trains_on_excerpts_and_separates_the_whole_song(tiny_song, monkeypatch):
     """With a tiny max_song_s the training set holds excerpts only; the stem still covers the song."""
     import soundfile as sf
 
-    from bespoke import api, pipeline
-    from bespoke.config import Settings
+    from bespoke import api, synth
+    from bespoke.config import Settings, override
 
     seen = {}
-    real = pipeline.render_targets
+    real = synth.render_targets
 
     def spy(target_inst, programs, n_samples, *a, **kw):
         seen["n_samples"] = n_samples
         return real(target_inst, programs, n_samples, *a, **kw)
 
-    monkeypatch.setattr(pipeline, "render_targets", spy)
-    s = Settings()
-    s.train.max_song_s, s.train.excerpt_s = 4.0, 2.0
-    s.train.n_renders = 1
+    monkeypatch.setattr(synth, "render_targets", spy)
+    s = override(Settings(), {"train": {"max_song_s": 4.0, "excerpt_s": 2.0}, "synth": {"n_renders": 1}})
     res = api.separate(str(tiny_song / "mix.wav"), str(tiny_song / "score.mid"), target=0, steps=2, seed=0,
                        device="cpu", settings=s, force=True)
     n = sf.info(str(tiny_song / "mix.wav")).frames

@@ -58,7 +58,8 @@ def mutated(seed: bytes):
     return st.one_of(
         flips.map(lambda fs: _flip(seed, fs)),
         st.integers(0, n - 1).map(lambda k: seed[:k]),
-        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=64)).map(lambda a: seed[:a[0]] + a[1] + seed[a[0]:]),
+        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=64))
+        .map(lambda a: seed[:a[0]] + a[1] + seed[a[0]:]),
     )
 
 

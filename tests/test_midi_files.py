@@ -107,7 +107,7 @@ def test_many_tracks_empty_tracks_and_a_program_change_inside_a_part(tmp_path):
         select_part(pm, "tuba solo")
     with pytest.raises(InputError, match="parts #0-#19"):
         select_part(pm, "20")
-    with pytest.raises(InputError, match="choose one with --target"):
+    with pytest.raises(InputError, match="choose one with target= "):
         select_part(pm, None)
 
 

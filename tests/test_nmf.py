@@ -5,9 +5,9 @@ import torch
 
 from bespoke.data import log_magnitude
 from bespoke.evaluate import si_sdr
+from bespoke.masks import apply_mask
 from bespoke.midi import is_percussive
 from bespoke.nmf import NMFSettings, build_model, score_nmf
-from bespoke.separate import apply_mask
 from bespoke.spectral import Grid, midi_to_hz
 
 SR = 22050
@@ -38,7 +38,7 @@ def two_tones_on_two_grids():
 
 
 def test_onset_templates_only_for_percussive_parts():
-    grid = Grid(sr=SR)
+    grid = Grid(sr=SR, hop=256, bins_per_octave=36)
     parts = [np.array([[0.5, 1.0, 60, 90]]), np.array([[0.5, 1.0, 64, 90]])]
     # the struck part: one harmonic template; the sustained one: one per shape (NMFSettings.shapes)
     for onsets, expected in (("percussive", 1 + 1 + 3), ("all", 2 + 3 + 1), ("none", 1 + 3)):
@@ -55,7 +55,7 @@ def test_onset_templates_only_for_percussive_parts():
 def test_two_parts_are_told_apart_by_the_score(onsets):
     """Two sustained tones a major third apart, overlapping in time: each part's mask gives its
     own tone back far better than the mixture is."""
-    grid = Grid(sr=SR)
+    grid = Grid(sr=SR, hop=256, bins_per_octave=36)
     a = tone(60, 0.2, 2.0, 3.0)
     b = 0.8 * tone(64, 1.0, 2.8, 3.0)
     mix = a + b
@@ -72,7 +72,7 @@ def test_masks_on_two_grids_combine_on_the_output_bins():
     """apply_masks: one factor is apply_mask; an all-ones factor on a finer grid changes nothing;
     the geometric mean of the two parts' NMF masks (each on its own grid) keeps far less of
     either tone than one mask alone; a mask that fits no grid is refused."""
-    from bespoke.separate import apply_masks
+    from bespoke.masks import apply_masks
 
     a, b, mix, g24, m24, g36, m36 = two_tones_on_two_grids()
     one = apply_mask(mix, SR, m24[0], g24)
@@ -90,7 +90,7 @@ def test_logit_pooling_leaves_the_vote_to_the_informed_mask():
     """apply_masks(pool="logit"): a mask of 0.5 everywhere (no opinion) changes nothing: with
     weights 1/2 and sharpness 2 the pooled mask is the informed one itself, where the product
     would scale it down; the sharpness sharpens; an unknown pool is refused."""
-    from bespoke.separate import apply_masks
+    from bespoke.masks import apply_masks
 
     a, _b, mix, g24, m24, g36, _m36 = two_tones_on_two_grids()
     m24 = np.clip(m24[0], 1e-3, 1 - 1e-3)
@@ -111,7 +111,7 @@ def test_first_pass_setup_depends_on_how_many_parts_the_score_has():
     single part the network's grid, narrow bands and one shape, since free components alone
     model the rest."""
     from bespoke.config import Settings
-    from bespoke.pipeline import nmf_setup
+    from bespoke.stages.nmf import nmf_setup
 
     s = Settings()
     g_full, c_full = nmf_setup(s, 3)
@@ -131,21 +131,23 @@ def test_a_single_part_pools_the_masks_its_own_way():
     part's are pooled by its own rule and weight; weights of 0 and 1 give one mask as it is."""
     import dataclasses
 
-    from bespoke.config import Settings
-    from bespoke.pipeline import ensemble_masks
+    from bespoke.config import SeparateSettings
+    from bespoke.stages import FirstPass
+    from bespoke.stages.separate import ensemble_masks
 
-    s = Settings()
+    s = SeparateSettings()
     g24 = Grid(sr=SR, bins_per_octave=24)
     g36 = dataclasses.replace(g24, bins_per_octave=36)
     net, nmf = np.full((g24.n_log, 5), 0.7, np.float32), np.full((g36.n_log, 5), 0.2, np.float32)
-    full = ensemble_masks(net, g24, nmf, g36, s)
+    full_score, one_part = FirstPass(nmf, g36, one_part=False), FirstPass(nmf, g36, one_part=True)
+    full = ensemble_masks(net, g24, full_score, s)
     assert full["pool"] == s.ensemble_pool and [f[2] for f in full["factors"]] == [s.ensemble, 1 - s.ensemble]
-    one = ensemble_masks(net, g24, nmf, g36, s, one_part=True)
+    one = ensemble_masks(net, g24, one_part, s)
     assert one["pool"] == s.ensemble_pool_one_part
     assert [f[2] for f in one["factors"]] == [s.ensemble_one_part, 1 - s.ensemble_one_part]
-    s.ensemble, s.ensemble_one_part = 1.0, 0.0
-    assert ensemble_masks(net, g24, nmf, g36, s)["factors"][0][0] is net
-    assert ensemble_masks(net, g24, nmf, g36, s, one_part=True)["factors"][0][0] is nmf
+    s = dataclasses.replace(s, ensemble=1.0, ensemble_one_part=0.0)
+    assert ensemble_masks(net, g24, full_score, s)["factors"][0][0] is net
+    assert ensemble_masks(net, g24, one_part, s)["factors"][0][0] is nmf
 
 
 def _partials(pitch, amps, seconds=3.0):
@@ -236,15 +238,17 @@ def test_parts_of_one_instrument_share_their_templates():
 
 
 def test_note_spectra_render_each_parts_pitches():
-    """pipeline.note_spectra: one spectrum per pitch a part plays, with energy at its partials,
+    """nmf.note_spectra: one spectrum per pitch a part plays, with energy at its partials,
     rendered with the part's program; nothing for drums or empty parts."""
-    from bespoke.pipeline import note_spectra
+    from bespoke.config import NMFSettings
+    from bespoke.nmf import note_spectra
     from bespoke.synth import bundled_soundfont
 
     grid = Grid(sr=SR, bins_per_octave=36)
     parts = [np.array([[0.0, 1.0, 60, 90], [1.0, 2.0, 67, 90]]), np.array([[0.0, 1.0, 45, 80]]),
              np.zeros((0, 4)), np.array([[0.0, 0.5, 38, 100]])]
-    spectra = note_spectra([71, 40, 0, 0], parts, [False, False, False, True], grid, bundled_soundfont())
+    spectra = note_spectra([71, 40, 0, 0], parts, [False, False, False, True], grid, NMFSettings(),
+                           bundled_soundfont())
     assert sorted(spectra[0]) == [60, 67] and sorted(spectra[1]) == [45]
     assert spectra[2] is None and spectra[3] is None
     for part, pitch in ((0, 60), (0, 67), (1, 45)):

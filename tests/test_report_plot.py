@@ -1,4 +1,5 @@
 """The report and the picture, built from a hand-made Result (no training here)."""
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -30,8 +31,7 @@ def fake_result(sr=16000, seconds=4.0, with_alignment=True):
         al = Alignment(time_map=TimeMap(np.array([0.0, 3.5]), np.array([0.0, 3.85])), confidence=0.63,
                        path=path / rate, frame_rate=rate, cost=rng.random((70, 80)).astype(np.float32),
                        cost_extent=(0.0, 3.5, 0.0, 4.0), coarse_path=path / rate)
-    s = Settings()
-    s.seed = 3
+    s = dataclasses.replace(Settings(), seed=3)
     return SimpleNamespace(stem=0.5 * mix, residual=0.5 * mix, sr=sr, aligned_midi=pm, target_index=0, alignment=al,
                            train=TrainResult(steps=30, seconds=1.5, device="cpu", losses=list(np.linspace(1, 0.2, 30))),
                            timings={"load": 0.1, "align": 0.2, "train": 1.5}, settings=s,
@@ -40,7 +40,8 @@ def fake_result(sr=16000, seconds=4.0, with_alignment=True):
 
 def test_report_holds_what_the_issue_asks_for(tmp_path):
     res, _ = fake_result()
-    rep = build_report(res, inputs={"mix": {"path": "m.wav", "sr": np.int64(16000)}}, outputs={"stem": {"path": "o.wav"}},
+    rep = build_report(res, inputs={"mix": {"path": "m.wav", "sr": np.int64(16000)}},
+                       outputs={"stem": {"path": "o.wav"}},
                        command=["bespoke", "separate", "m.wav"], target={"index": 0, "name": "lead"})
     write_json(rep, tmp_path / "r.json")
     back = json.loads((tmp_path / "r.json").read_text())

@@ -9,6 +9,8 @@ import soundfile as sf
 from bespoke.audio import resample
 from bespoke.cli import main
 
+pytestmark = pytest.mark.slow  # whole CLI runs (make test-fast leaves them out)
+
 
 def test_multichannel_float_in_flac_out_with_report_and_plot(tiny_song, tmp_path, capsys):
     pytest.importorskip("matplotlib")
@@ -33,7 +35,8 @@ def test_multichannel_float_in_flac_out_with_report_and_plot(tiny_song, tmp_path
     assert np.max(np.abs(stem + resid - mix)) < 1e-4           # up to 24-bit rounding
 
     r = json.loads(rep.read_text())
-    assert r["inputs"]["mix"] == {"path": str(src), "sr": 48000, "channels": 3, "seconds": pytest.approx(len(mix) / 48000),
+    assert r["inputs"]["mix"] == {"path": str(src), "sr": 48000, "channels": 3,
+                                  "seconds": pytest.approx(len(mix) / 48000),
                                   "format": "WAV", "subtype": "FLOAT"}
     assert r["target"]["name"] == "melody" and r["seed"] == 0 and r["device"]["device"] == "cpu"
     assert r["versions"]["torch"] and r["versions"]["libsndfile"]

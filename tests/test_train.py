@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from bespoke.data import Recipe, Song, Source, TrainingSet
+from bespoke.config import AugmentSettings, TrainSettings
+from bespoke.data import Song, Source, TrainingSet
 from bespoke.errors import BespokeError
 from bespoke.model import MaskNet
 from bespoke.spectral import Grid, midi_to_hz
@@ -24,7 +25,7 @@ def _data():
     song = Song(mix=target + other, sr=SR, target_notes=np.array([[0.0, 4.0, 67, 90]]),
                 other_notes=np.array([[0.0, 4.0, 60, 90]]))
     return TrainingSet(song, [Source(target)], [Source(other, song.other_notes)], grid,
-                       Recipe(segment_s=1.0))
+                       AugmentSettings(segment_s=1.0))
 
 
 def test_precision_choice():
@@ -57,7 +58,7 @@ def test_auto_precision_avoids_emulated_bf16(monkeypatch):
 def test_fit_runs_exact_steps_and_leaves_a_float32_model(precision):
     torch.manual_seed(0)
     model = MaskNet(channels=(4, 8), n_context=1)
-    res = fit(model, _data(), steps=3, batch_size=2, seed=1, precision=precision)
+    res = fit(model, _data(), TrainSettings(batch_size=2, precision=precision, ema=0.0), steps=3, seed=1)
     assert res.steps == len(res.losses) == 3 and all(np.isfinite(res.losses))
     assert res.precision in ("fp32", "bf16") and (precision == "auto" or res.precision == precision)
     assert not model.training
@@ -70,7 +71,8 @@ def test_same_seed_same_training():
     for _ in range(2):
         torch.manual_seed(0)
         model = MaskNet(channels=(4, 8), n_context=1)
-        losses.append(fit(model, _data(), steps=3, batch_size=2, seed=5, precision="fp32").losses)
+        cfg = TrainSettings(batch_size=2, precision="fp32", ema=0.0)
+        losses.append(fit(model, _data(), cfg, steps=3, seed=5).losses)
     assert losses[0] == losses[1]
 
 
@@ -119,7 +121,7 @@ def test_ema_leaves_the_moving_average_of_the_trajectory():
     torch.manual_seed(0)
     model = MaskNet(channels=(4, 8), n_context=1)
     init = [p.detach().clone() for p in model.parameters()]
-    fit(model, data, steps=n, batch_size=2, seed=2, precision="fp32",
+    fit(model, data, TrainSettings(batch_size=2, precision="fp32", ema=0.0), steps=n, seed=2,
         on_progress=lambda f, loss: snaps.append([p.detach().clone() for p in model.parameters()]))
     last = [p.detach().clone() for p in model.parameters()]
     expected = [a.clone() for a in init]
@@ -129,7 +131,7 @@ def test_ema_leaves_the_moving_average_of_the_trajectory():
 
     torch.manual_seed(0)
     model = MaskNet(channels=(4, 8), n_context=1)
-    fit(model, data, steps=n, batch_size=2, seed=2, precision="fp32", ema=ema)
+    fit(model, data, TrainSettings(batch_size=2, precision="fp32", ema=ema), steps=n, seed=2)
     got = list(model.parameters())
     for g, e in zip(got, expected):
         torch.testing.assert_close(g.detach(), e, rtol=1e-5, atol=1e-6)

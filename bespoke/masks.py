@@ -1,5 +1,5 @@
-"""Inference over any length: the network's mask in chunks on the analysis grid, then the
-mask applied to the input at its own sample rate and channel count, in blocks.
+"""Masks: the network's mask predicted on the mixture (on the grid), and masks (pooled) applied to
+the input at its own sample rate and channel count, in blocks.
 
 Memory stays bounded: only the log-frequency mask ``(n_log, n_frames)`` of the whole song is
 held (about 3 MB per minute); spectra exist one block at a time.
@@ -11,23 +11,26 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .config.stages import SeparateSettings
 from .data import Features, score_channels
-from .spectral import Grid, log_to_lin
+from .spectral import STFT, Grid, log_to_lin
 
 
 @torch.no_grad()
 def predict_mask(model, mix: np.ndarray, grid: Grid, target_notes: np.ndarray, other_notes: np.ndarray,
-                 tuning: float = 0.0, device="cpu", chunk_s: float = 20.0, context_s: float = 3.0,
+                 tuning: float = 0.0, device="cpu", settings: Optional[SeparateSettings] = None,
                  on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
     """The target's mask on the grid, float32 ``(n_log, n_frames)``, for a mono mixture
-    ``(n_samples,)`` at ``grid.sr``. Chunks overlap by ``context_s`` so the seams are invisible."""
+    ``(n_samples,)`` at ``grid.sr``, settings.chunk_s at a time. Chunks overlap by
+    settings.context_s so the seams are invisible."""
+    cfg = settings or SeparateSettings()
     dev = torch.device(device)
     model.to(dev).eval()
     feat = Features(grid, dev)
     n_frames = grid.n_frames(len(mix))
     out = np.zeros((grid.n_log, n_frames), dtype=np.float32)
-    chunk = max(int(chunk_s * grid.frame_rate), 16)
-    ctx = int(context_s * grid.frame_rate)
+    chunk = max(int(cfg.chunk_s * grid.frame_rate), 16)
+    ctx = int(cfg.context_s * grid.frame_rate)
     starts = list(range(0, n_frames, chunk))
     for k, a in enumerate(starts):
         b = min(a + chunk, n_frames)
@@ -59,6 +62,49 @@ def apply_mask(audio: np.ndarray, sr: int, mask: np.ndarray, grid: Grid, block_s
     return apply_masks(audio, sr, [(mask, grid, 1.0)], block_s=block_s, power=power, on_progress=on_progress)
 
 
+def _check_factors(factors: Sequence[Tuple[np.ndarray, Grid, float]], pool: str) -> None:
+    """A ValueError unless apply_masks can use ``factors`` and ``pool``: at least one mask, a known
+    pool, grids that share the sample rate, window and hop, and masks ``(n_log_k, n_frames)`` that
+    fit their grids and share the first mask's frame count."""
+    if not factors:
+        raise ValueError("apply_masks: no mask given")
+    if pool not in ("product", "logit"):
+        raise ValueError(f"apply_masks: pool {pool!r} is not product or logit")
+    grid = factors[0][1]
+    for m, g, _w in factors:
+        if (g.sr, g.n_fft, g.hop) != (grid.sr, grid.n_fft, grid.hop):
+            raise ValueError("apply_masks: the grids differ in sample rate, window or hop")
+        if m.shape != (g.n_log, factors[0][0].shape[1]):
+            raise ValueError(f"apply_masks: a mask of shape {m.shape} does not fit its grid "
+                             f"({g.n_log} bins, {factors[0][0].shape[1]} frames)")
+
+
+def _pooled_mask(factors: Sequence[Tuple[np.ndarray, Grid, float]], Ps: Sequence[np.ndarray], frames: np.ndarray,
+                 n_mask: int, pool: str, sharpness: float, power: float) -> np.ndarray:
+    """The pooled mask ``(n_lin_in, T)`` of apply_masks at the (fractional) grid frames ``frames``
+    ``(T,)`` of the input's STFT frames: each mask interpolated in time (per log bin), then onto the
+    linear bins with its ``Ps`` matrix ``(n_lin_in, n_log_k)``, then pooled and raised to ``power``."""
+    idx = np.clip(frames, 0, n_mask - 1)
+    i0 = np.floor(idx).astype(int)
+    i1 = np.minimum(i0 + 1, n_mask - 1)
+    w = (idx - i0).astype(np.float32)
+    m_lin = rest = None
+    for (mask, _g, e), P in zip(factors, Ps):
+        m = P @ (mask[:, i0] * (1 - w) + mask[:, i1] * w)
+        if pool == "logit":
+            e = e * sharpness
+            r = np.power(np.clip(1.0 - m, 1e-6, None), e)
+            rest = r if rest is None else rest * r
+        if e != 1.0:
+            m = np.power(np.clip(m, 1e-6, None), e)
+        m_lin = m if m_lin is None else m_lin * m
+    if pool == "logit":
+        m_lin = m_lin / np.maximum(m_lin + rest, 1e-12)
+    if power != 1.0:
+        m_lin = m_lin ** power
+    return m_lin
+
+
 def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
                 block_s: float = 30.0, power: float = 1.0, pool: str = "product", sharpness: float = 1.0,
                 on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
@@ -73,23 +119,12 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
     ``R = prod (1 - m_k) ** (s e_k)``): the product of experts on both sides, target and rest, so
     a confident mask can outvote an unsure one. Returns float32 ``(n_channels, n_samples)``; see
     apply_mask."""
-    if not factors:
-        raise ValueError("apply_masks: no mask given")
-    if pool not in ("product", "logit"):
-        raise ValueError(f"apply_masks: pool {pool!r} is not product or logit")
+    _check_factors(factors, pool)
     grid = factors[0][1]
-    for m, g, _w in factors:
-        if (g.sr, g.n_fft, g.hop) != (grid.sr, grid.n_fft, grid.hop):
-            raise ValueError("apply_masks: the grids differ in sample rate, window or hop")
-        if m.shape != (g.n_log, factors[0][0].shape[1]):
-            raise ValueError(f"apply_masks: a mask of shape {m.shape} does not fit its grid "
-                             f"({g.n_log} bins, {factors[0][0].shape[1]} frames)")
     C, n = audio.shape
-    scale = sr / grid.sr
-    n_fft = max(int(2 * round(grid.n_fft * scale / 2)), 64)
-    hop = max(int(round(grid.hop * scale)), 1)
-    window = torch.hann_window(n_fft)
-    Ps = [log_to_lin(g, n_fft // 2 + 1, sr) for _m, g, _w in factors]  # (n_lin_in, n_log_k)
+    stft = STFT.at_rate(grid, sr)
+    n_fft, hop = stft.n_fft, stft.hop
+    Ps = [log_to_lin(g, stft.n_lin, sr) for _m, g, _w in factors]  # (n_lin_in, n_log_k)
     n_mask = factors[0][0].shape[1]
     out = np.zeros((C, n), dtype=np.float32)
     block = max(int(block_s * sr), n_fft * 4)
@@ -99,29 +134,11 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
         b = min(a + block, n)
         s0, s1 = max(a - ctx, 0), min(b + ctx, n)
         seg = torch.from_numpy(np.ascontiguousarray(audio[:, s0:s1], dtype=np.float32))
-        X = torch.stft(seg, n_fft, hop, window=window, center=True, return_complex=True)  # (C, F, T)
+        X = stft.forward(seg)  # (C, n_lin_in, T)
         t = (s0 + np.arange(X.shape[-1]) * hop) / sr
-        # interpolate each mask in time (per log bin), then onto linear bins
-        idx = np.clip(t * grid.frame_rate, 0, n_mask - 1)
-        i0 = np.floor(idx).astype(int)
-        i1 = np.minimum(i0 + 1, n_mask - 1)
-        w = (idx - i0).astype(np.float32)
-        m_lin = rest = None
-        for (mask, _g, e), P in zip(factors, Ps):
-            m = P @ (mask[:, i0] * (1 - w) + mask[:, i1] * w)
-            if pool == "logit":
-                e = e * sharpness
-                r = np.power(np.clip(1.0 - m, 1e-6, None), e)
-                rest = r if rest is None else rest * r
-            if e != 1.0:
-                m = np.power(np.clip(m, 1e-6, None), e)
-            m_lin = m if m_lin is None else m_lin * m
-        if pool == "logit":
-            m_lin = m_lin / np.maximum(m_lin + rest, 1e-12)
-        if power != 1.0:
-            m_lin = m_lin ** power
+        m_lin = _pooled_mask(factors, Ps, t * grid.frame_rate, n_mask, pool, sharpness, power)
         Y = X * torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))[None]
-        y = torch.istft(Y, n_fft, hop, window=window, center=True, length=s1 - s0).numpy()
+        y = stft.inverse(Y, s1 - s0).numpy()
         out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
         if on_progress:
             on_progress((k + 1) / len(starts))

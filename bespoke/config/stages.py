@@ -1,48 +1,53 @@
-"""Every setting in one place, with its default. The CLI and the API fill a Settings; the
-stages read their part of it."""
+"""Settings of the synthesis, augmentation, network, training and separation stages."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .data import Recipe
-from .nmf import NMFSettings
-from .spectral import Grid
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """What the target is rendered with (bespoke.synth, pipeline's synth stage)."""
+
+    # Soundfont (.sf2/.sf3). None: $BESPOKE_SOUNDFONT, soundfonts/, Debian's FluidR3_GM, or
+    # pretty_midi's TimGM6mb (synth.resolve_soundfont).
+    soundfont: Optional[str] = None
+    n_programs: int = 3             # GM programs of the target's family used for training timbres
+    n_renders: int = 6              # renderings of the target (programs x soundfonts x performances)
+    vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
+    extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
+    detune_spread_cents: float = 8.0  # a varied rendering is detuned by up to +- this from the recording's tuning
 
 
-@dataclass
-class AlignSettings:
-    enabled: bool = True            # False: the MIDI is already aligned to the recording
-    # Below min_confidence: an error (unless force); 0 disables the check. Below warn_confidence:
-    # a warning. Calibrated with bench/align_eval.py's full case set (right MIDI against another
-    # piece's MIDI cut to the same length): right pairs 0.79-1.0, wrong pairs up to 0.45 (a
-    # single part of one chorale against another chorale's), most below 0.1.
-    min_confidence: float = 0.5
-    warn_confidence: float = 0.7
-    # The score's notes and the recording's sound may differ in length by at most this factor
-    # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
-    max_duration_ratio: float = 3.0
-    keep_cost: bool = False         # keep the global DTW cost matrix in the Alignment (for --plot)
-    coarse_cells: float = 4e6       # the global DTW's matrix is at most this many cells (memory)
-    # Place note-ons before the onsets heard in the recording by the instruments' attack time
-    # (align.ATTACK_LAG_MS), so that the aligned MIDI, rendered, sounds in time with the recording.
-    compensate_attack: bool = True
+@dataclass(frozen=True)
+class AugmentSettings:
+    """How training examples are made from the sources (bespoke.data.TrainingSet)."""
 
-    def params(self):
-        """The aligner's knobs (align.AlignParams) for these settings."""
-        from .align import AlignParams
-
-        return AlignParams(coarse_cells=self.coarse_cells)
+    segment_s: float = 3.0
+    p_target_active: float = 0.85      # share of examples centred where the target plays
+    target_gain_db: tuple = (-12.0, 6.0)  # target level relative to the background
+    p_pitch_shift: float = 0.5
+    max_shift: int = 4                 # semitones, for backgrounds
+    p_eq: float = 0.7
+    eq_db: float = 6.0
+    jitter: bool = True
+    p_silent_target: float = 0.05       # examples with the template but no target sound
+    mix_level_db: tuple = (-12.0, 0.0)  # an example's mixture level: this many dB ...
+    mix_rms: float = 0.3                # ... relative to this RMS
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelSettings:
+    """The mask network (bespoke.model.MaskNet)."""
+
     channels: Tuple[int, ...] = (16, 24, 32, 48)
     n_context: int = 2
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
+    """Training the network (bespoke.train.fit) and what it trains on."""
+
     budget: float = 60.0            # seconds of training
     steps: Optional[int] = None     # exact number of steps (overrides budget)
     # With a seed and no step count, the budget becomes budget * seeded_rate steps (the default
@@ -52,15 +57,14 @@ class TrainSettings:
     seeded_rate: float = 3.0
     batch_size: int = 8
     lr: float = 2e-3
+    weight_decay: float = 1e-4      # AdamW's
+    warmup_steps: int = 20          # the learning rate rises linearly over these first steps
+    grad_clip: float = 5.0          # gradient norm clipped to this
     # auto: bfloat16 autocast where the CPU or GPU computes it natively, else float32 (train.py)
     precision: str = "auto"
     # >0: the network ends with a moving average of its weights (this decay per step), not the last
     # step's: TRIOS at 180 steps 7.99 -> 8.07 dB, the same-instrument targets 7.11 -> 7.18
     ema: float = 0.97
-    n_programs: int = 3             # GM programs of the target's family used for training timbres
-    n_renders: int = 6              # renderings of the target (programs x soundfonts x performances)
-    vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
-    extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
     self_train: float = 0.0         # share of the budget before self-training starts (0: off)
     synth_weight: float = 1.0       # how often training targets are renderings ...
     pseudo_weight: float = 1.0      # ... or the target as first estimated from the recording
@@ -80,14 +84,13 @@ class TrainSettings:
         return None
 
 
-@dataclass
-class Settings:
-    grid: Grid = field(default_factory=lambda: Grid(hop=512, bins_per_octave=24))
-    align: AlignSettings = field(default_factory=AlignSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    recipe: Recipe = field(default_factory=Recipe)
-    nmf: NMFSettings = field(default_factory=NMFSettings)
+POOLS = ("product", "logit")
+
+
+@dataclass(frozen=True)
+class SeparateSettings:
+    """How the stem's mask is made and applied (bespoke.masks, stages.separate)."""
+
     # The stem's mask pools the network's mask (weight ``ensemble``) and the NMF's (1 - ensemble) on
     # the output's STFT bins (1: the network alone, 0: NMF alone). ensemble_pool "logit": a vote in
     # log-odds, sigmoid(sharpness * (w logit(net) + (1 - w) logit(nmf))); "product": the geometric
@@ -107,11 +110,12 @@ class Settings:
     # instrument 3.51 / 3.01 (logit 0.5 / 1.0: 1.92 / 2.82 / 3.74; product 0.4: 2.12 / 2.29 / 2.98).
     ensemble_one_part: float = 0.7
     ensemble_pool_one_part: str = "product"
-    soundfont: Optional[str] = None
-    program: Optional[int] = None   # GM program of the target (None: the MIDI's)
-    device: str = "auto"
-    seed: Optional[int] = None
     mask_power: float = 1.0
+    chunk_s: float = 20.0           # the network's mask is predicted this many seconds at a time ...
+    context_s: float = 3.0          # ... with this much context either side
+    block_s: float = 30.0           # the mask is applied to the input's STFT this many seconds at a time
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self):
+        for name in ("ensemble_pool", "ensemble_pool_one_part"):
+            if getattr(self, name) not in POOLS:
+                raise ValueError(f"SeparateSettings.{name}: {getattr(self, name)!r} is not product or logit")

@@ -1,0 +1,208 @@
+"""The aligner's driver: align_notes (a score's notes against a recording, coarse to fine, then the
+note-level tempo search, and the confidence) and align_pm (a whole PrettyMIDI)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ..config.align import AlignSettings
+from ..errors import AlignmentError
+from .attack import attack_lag
+from .cost import CostModel
+from .dtw import band_from_path, banded_dtw, coarse_dtw
+from .features import N_PITCH, PITCH_LO, MixFeatures, mixture_features
+from .score import ScoreFeatures
+from .tempo import note_dp_band
+from .timemap import Alignment, path_to_timemap
+
+
+class _Frame(NamedTuple):
+    """What every level shares: the features, the score's first note (s) and span (s), and the
+    settings."""
+
+    feats: MixFeatures
+    s0: float
+    span: float
+    settings: AlignSettings
+
+
+def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float = 0.0,
+                settings: Optional[AlignSettings] = None, features: Optional[MixFeatures] = None,
+                onset_lag: float = 0.0) -> Alignment:
+    """Align a score's notes to a recording.
+
+    mix: mono ``(n_samples,)`` at ``sr``. notes: ``(n_notes, 4)`` start, end, pitch, velocity in
+    score seconds (every part that should guide the alignment; see midi.notes_array).
+    settings: the aligner's knobs; ``settings.keep_cost`` keeps the global cost matrix (for plots).
+    onset_lag: seconds the instruments take to speak after their note-on (see attack_lag); the
+    time map places note-ons that much before the onsets heard in the recording.
+    Returns an Alignment whose time map takes score seconds to audio seconds.
+    """
+    settings = settings or AlignSettings()
+    notes = _checked_notes(notes)
+    t_start = time.perf_counter()
+    feats = features if features is not None else mixture_features(mix, sr, tuning_cents, settings)
+    t_feat = time.perf_counter() - t_start
+    score = ScoreFeatures(notes, settings)
+    fr = _Frame(feats, score.t0, max(score.t1 - score.t0, 1.0 / feats.rate), settings)
+    factors = _level_factors(fr)
+    r, c, k, dist, coarse = _global_level(score, factors[0], fr)
+    coarse_path = np.stack([fr.s0 + (r + 0.5) * coarse.s_period, (c + 0.5) * coarse.a_period], axis=1)
+    confidence, null, evidence = _confidence(notes, dist, factors[0], k, fr)
+    levels = [{"factor": factors[0], "rows": coarse.n_rows, "cols": coarse.n_cols, "cells": int(coarse.largest)}]
+    r, c, finest, finer = _finer_levels(r, c, coarse, factors[1:], score, k, fr)
+    levels += finer
+    r, c, tempo_prior = _note_level_pass(r, c, finest, score, k, settings)
+    tm = path_to_timemap(r, c, fr.s0, finest.s_period, finest.a_period, shift=-onset_lag)
+    path = np.stack([fr.s0 + (r + 0.5) * finest.s_period, c * finest.a_period], axis=1)
+    info = {"levels": levels, "tempo_ratio": k, "path_cost": dist, "null_cost": null, "evidence": evidence,
+            "feature_s": t_feat, "total_s": time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents,
+            "onset_lag": onset_lag, "tempo_prior": tempo_prior}
+    return Alignment(time_map=tm, confidence=confidence, path=path, frame_rate=feats.rate / finest.factor,
+                     cost=coarse.last_full.astype(np.float32) if settings.keep_cost else None,
+                     cost_extent=(fr.s0, fr.s0 + coarse.n_rows * coarse.s_period, 0.0,
+                                  coarse.n_cols * coarse.a_period),
+                     coarse_path=coarse_path, info=info)
+
+
+def _checked_notes(notes: np.ndarray) -> np.ndarray:
+    """The notes ``(n, >= 3)`` as float64 without those of no length; AlignmentError if none."""
+    notes = np.asarray(notes, np.float64)
+    if notes.ndim != 2 or notes.shape[1] < 3:
+        raise AlignmentError("the MIDI holds no notes to align")
+    notes = notes[notes[:, 1] > notes[:, 0]]
+    if len(notes) == 0:
+        raise AlignmentError("the MIDI holds no notes to align")
+    return notes
+
+
+def _level_factors(fr: _Frame) -> List[int]:
+    """The pooling factor of each level, coarsest first: the global DTW's (at most ``coarse_rate``
+    frames per second and ``coarse_cells`` cells), then ``level_ratio`` times finer down to 1."""
+    settings, rate = fr.settings, fr.feats.rate
+    f0 = max(int(math.ceil(rate / settings.coarse_rate)),
+             int(math.ceil(math.sqrt(fr.span * rate * fr.feats.n / settings.coarse_cells))), 1)
+    factors = [f0]
+    while factors[-1] > 1:
+        factors.append(max(1, factors[-1] // settings.level_ratio))
+    return factors
+
+
+def _level_model(score: ScoreFeatures, factor: int, k: float, fr: _Frame) -> CostModel:
+    """The cost model of a level: audio pooled by ``factor``, the score at tempo ratio ``k``."""
+    s_period = factor * k / fr.feats.rate
+    n_rows = max(int(math.ceil(fr.span / s_period)), 2)
+    return CostModel(score, fr.feats, factor, fr.s0, s_period, n_rows, fr.settings)
+
+
+def _coarse_dtw(model: CostModel, settings: AlignSettings) -> Tuple[np.ndarray, np.ndarray, float]:
+    """The global DTW at the recording's tempo (the score's, and the nulls')."""
+    return coarse_dtw(model, settings.skip_cost, settings.hv_weight_coarse,
+                      settings.max_squeeze if settings.squeeze_coarse else 0)
+
+
+def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, float, float, CostModel]:
+    """The global DTW: first at the score's own tempo, to learn the recording's average tempo
+    ratio k, then again with the score at that tempo, preferring the diagonal. Returns the path
+    (rows, cols), k, the path's cost and the level's CostModel."""
+    settings = fr.settings
+    model = _level_model(score, f0, 1.0, fr)
+    if model.n_cols < 2:
+        raise AlignmentError("the recording is too short to align")
+    r, c, _ = coarse_dtw(model, settings.skip_cost, 1.0)
+    k_min, k_max = settings.tempo_ratio_range
+    k = float(np.clip(((c[-1] - c[0] + 1) * model.a_period) / fr.span, k_min, k_max))
+    model = _level_model(score, f0, k, fr)
+    r, c, dist = _coarse_dtw(model, settings)
+    return r, c, k, dist, model
+
+
+def _confidence(notes: np.ndarray, dist: float, f0: int, k: float, fr: _Frame) -> Tuple[float, float, float]:
+    """The global search again with the score transposed by each of ``null_shifts`` (music that is
+    not in the recording): (confidence in [0, 1], the nulls' mean cost, the evidence
+    (null - dist) / null that the logistic squashes)."""
+    settings = fr.settings
+    nulls = []
+    for shift in settings.null_shifts:
+        moved = notes.copy()
+        moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12,
+                               moved[:, 2] + shift)
+        nulls.append(_coarse_dtw(_level_model(ScoreFeatures(moved, settings), f0, k, fr), settings)[2])
+    null = float(np.mean(nulls)) if nulls else 1.0
+    evidence = (null - dist) / max(null, 1e-6)
+    confidence = float(1.0 / (1.0 + math.exp(-(evidence - settings.conf_center) / settings.conf_scale)))
+    return confidence, null, evidence
+
+
+def _banded(model: CostModel, lo: np.ndarray, hi: np.ndarray, settings: AlignSettings) -> Tuple[np.ndarray, np.ndarray]:
+    """banded_dtw in the band ``[lo, hi)`` with the settings' blocks and steps."""
+    return banded_dtw(model, lo, hi, settings.skip_cost, max(int(settings.block_s / model.s_period), 8),
+                      max(int(settings.overlap_s / model.s_period), 4), hv_weight=settings.hv_weight,
+                      max_squeeze=settings.max_squeeze)
+
+
+def _finer_levels(r: np.ndarray, c: np.ndarray, coarse: CostModel, factors: List[int], score: ScoreFeatures,
+                  k: float, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, CostModel, List[dict]]:
+    """The levels below the global one, each in a band around the previous level's path (rows,
+    cols). Returns the finest path, its CostModel and each level's figures."""
+    settings, rate = fr.settings, fr.feats.rate
+    levels, prev = [], coarse
+    for F in factors:
+        model = _level_model(score, F, k, fr)
+        ratio_r = prev.s_period / model.s_period
+        ratio_c = prev.factor / F
+        radius = int(math.ceil(max(settings.radius_frames * ratio_c, settings.min_radius_s * rate / F)))
+        lo, hi = band_from_path(r, c, ratio_r, ratio_c, model.n_rows, model.n_cols, radius)
+        r, c = _banded(model, lo, hi, settings)
+        levels.append({"factor": F, "rows": model.n_rows, "cols": model.n_cols, "band_cells": int(np.sum(hi - lo)),
+                       "largest_block": int(model.largest)})
+        prev = model
+    return r, c, prev, levels
+
+
+def _note_level_pass(r: np.ndarray, c: np.ndarray, model: CostModel, score: ScoreFeatures, k: float,
+                     settings: AlignSettings) -> Tuple[np.ndarray, np.ndarray, Optional[dict]]:
+    """The tempo prior (note_dp_band), then the finest DTW again in its band, ``dp_passes`` times
+    (none without ``note_dp``). Returns the path and the figures of the last pass (None: none ran)."""
+    tempo_prior = None
+    for _ in range(settings.dp_passes if settings.note_dp else 0):
+        band = note_dp_band(r, c, model, score, k, settings)
+        if band is not None:
+            lo, hi = band
+            try:
+                r, c = _banded(model, lo, hi, settings)
+            except AlignmentError:   # no path inside the band: keep the DTW's own
+                break
+            tempo_prior = {"band_cells": int(np.sum(hi - lo)), "largest_block": int(model.largest)}
+    return r, c, tempo_prior
+
+
+def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, settings: Optional[AlignSettings] = None,
+             programs: Optional[dict] = None) -> Alignment:
+    """Align a pretty_midi.PrettyMIDI to a recording (mono ``(n_samples,)`` at ``sr``) by the notes
+    of all its pitched parts (drum parts carry no pitch and are left out of the search; they are
+    moved with the rest by the time map).
+
+    settings.compensate_attack: place note-ons before the heard onsets by the instruments' attack
+    time (the notes' mean attack_lag), so that the aligned MIDI, rendered, sounds in time with the
+    recording; settings.keep_cost: keep the global cost matrix (for plots). programs: {part index:
+    GM program} overriding the MIDI's (the real instruments).
+    """
+    from ..midi import notes_array
+
+    settings = settings or AlignSettings()
+    programs = programs or {}
+    pitched, lags = [], []
+    for i, inst in enumerate(pm.instruments):
+        if inst.is_drum or not inst.notes:
+            continue
+        arr = notes_array(inst)
+        pitched.append(arr)
+        lags.append(np.full(len(arr), attack_lag(programs.get(i, inst.program))))
+    if not pitched:
+        raise AlignmentError("the MIDI has no pitched notes to align by (drums only)")
+    lag = float(np.mean(np.concatenate(lags))) if settings.compensate_attack else 0.0
+    return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, settings=settings, onset_lag=lag)

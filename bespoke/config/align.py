@@ -1,0 +1,90 @@
+"""Settings of the alignment stage (bespoke.align): when to refuse a MIDI, and the aligner's knobs.
+Defaults measured with bench/align_eval.py (bench/ALIGN.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    enabled: bool = True            # False: the MIDI is already aligned to the recording
+    # Below min_confidence: an error (unless force); 0 disables the check. Below warn_confidence:
+    # a warning. Calibrated with bench/align_eval.py's full case set (right MIDI against another
+    # piece's MIDI cut to the same length): right pairs 0.79-1.0, wrong pairs up to 0.45 (a
+    # single part of one chorale against another chorale's), most below 0.1.
+    min_confidence: float = 0.5
+    warn_confidence: float = 0.7
+    # The score's notes and the recording's sound may differ in length by at most this factor
+    # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
+    max_duration_ratio: float = 3.0
+    keep_cost: bool = False         # keep the global DTW cost matrix in the Alignment (for --plot)
+    # Place note-ons before the onsets heard in the recording by the instruments' attack time
+    # (align.attack.ATTACK_LAG_MS), so that the aligned MIDI, rendered, sounds in time with the recording.
+    compensate_attack: bool = True
+
+    # ---- the aligner's knobs (bespoke.align)
+
+    hop: int = 220                   # samples at 22050 Hz: the finest frame (10 ms)
+    n_fft: int = 2048                # window of the pitch salience
+    onset_n_fft: int = 2048          # window of the onset salience
+    harmonics: int = 6               # harmonics summed into a pitch's salience
+    harmonic_decay: float = 0.7      # weight of harmonic h: decay ** (h - 1)
+    compress: float = 1000.0         # log(1 + compress * power / reference)
+    salience_floor: float = 0.2      # pitch salience over the frame's strongest pitch, or this fraction
+                                     #   of the 90th percentile of those peaks if larger (quiet frames stay low)
+    onset_weight: float = 1.0        # weight of the onset cost next to the presence cost
+    onset_norm_s: float = 4.0        # window (s) of the local maximum normalising onsets (1.5 s let a
+                                     #   loud chord's onset drown a quiet part's nearby)
+    onset_floor: float = 0.1         # ... or this fraction of the 90th percentile of those maxima if larger
+                                     #   (per-pitch onsets and the flux)
+    onset_decay_s: float = 0.05      # decaying tail of onsets (both sides)
+    coarse_rate: float = 10.0        # frames per second of the global DTW at most
+    tempo_ratio_range: Tuple[float, float] = (0.25, 4.0)   # the recording's average tempo over the
+                                     #   score's, as the first global DTW measures it, clipped to this
+    coarse_cells: float = 4e6        # cells of the global DTW's matrix at most
+    level_ratio: int = 10            # frame-rate ratio between successive levels
+    radius_frames: float = 3.0       # band half-width, in frames of the level above
+    min_radius_s: float = 0.25       # ... and in seconds at least
+    block_s: float = 4.0             # rows per block of the banded DTW (seconds of score)
+    overlap_s: float = 2.0           # look-ahead rows per block, discarded
+    skip_cost: float = 0.8           # cost of an audio frame matched to nothing (open ends)
+    z_scale: float = 3.0             # cost = 1 - tanh(z / z_scale)
+    hv_weight: float = 1.5           # weight of horizontal/vertical DTW steps (diagonal: 2)
+    hv_weight_coarse: float = 1.5    # ... in the global DTW
+    null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
+    conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
+    conf_scale: float = 0.01         #   (null cost - path cost) / null cost
+    max_squeeze: int = 2             # >= 2: the score may advance at most this many frames per audio frame
+                                     #   (no lone score steps) below the global level; 0: free
+    squeeze_coarse: bool = True      # ... and in the global DTW at the recording's tempo (and its null)
+    note_dp: bool = True             # tempo prior: a note-level search (see note_dp_band) then the finest DTW again
+    dp_window: float = 6.0           #   s either side of the first path an onset may move
+    dp_step: int = 3                 #   finest frames between candidate onset times (then refined, see below)
+    dp_refine_s: float = 0.3         #   a second search within this many s of the first, every 2 frames
+    dp_lambda: float = 50.0          #   weight (in frames of cost) of an interval's departure from the tempo
+    dp_stretch: float = 0.5          #   penalty per unit of log-stretch (a note held longer; squeeze: 1)
+    dp_onset: float = 8.0            #   weight (in frames) of the onset evidence at each onset
+    # ... and of the mixture's onsets at any pitch (spectral flux): the part's notes start where
+    # something in the recording starts, even where their own pitches are masked or repeated (a
+    # repeated note after a fermata; a line whose pitches another voice holds). align_eval single
+    # part, within 100 ms: 0 / 4 / 8 / 12 gave 96.5 / 96.9 / 97.2 / 97.2 %; full score 99.8 -> 99.9.
+    dp_any_onset: float = 8.0
+    dp_tempo_bins: int = 15          #   the performer's tempo, a hidden state: this many bins of log-tempo ...
+    dp_tempo_step: float = 0.1       #   ... this far apart, centred on the average tempo
+    dp_tempo_change: float = 100.0   #   penalty per unit of log-tempo change between onsets
+    dp_max_hold: float = 2.0         #   an interval between onsets lasts at most this many times its length
+    dp_max_hold_s: float = 4.0       #   ... at the slowest tempo bin, plus this many s (a hold, a fermata)
+    dp_passes: int = 1               #   times the note-level search and the finest DTW are run
+    # An interval's presence evidence is a sum over its frames; holding a note over another voice's
+    # sustained notes of the same pitch then buys evidence with every extra frame. Scaled by
+    # (expected frames / actual frames) ** dp_presence_norm, a note is credited nearer its mean
+    # evidence over its expected length (0: the plain sum; 1: the mean). align_eval single part,
+    # within 100 ms, with onset_norm_s 1.5 and dp_stretch 0.3: 0 / 0.3 / 0.5 / 0.7 / 1 gave
+    # 95.6 / 96.1 / 96.1 / 95.7 / 95.3 %; 0.5 with onset_norm_s 4: 96.3; and dp_stretch 0.5: 96.5
+    # (full score unchanged: 99.7 -> 99.8).
+    dp_presence_norm: float = 0.5
+    # The finest DTW only polishes the note-level map (+-30 ms): with the 0.3 s it had, it pulled
+    # onsets back onto the other voices the tempo search had kept them off (align_eval single part
+    # 88.1 / 92.5 -> 93.2 / 95.6 % within 50 / 100 ms; full score 97.2 / 99.2 -> 98.5 / 99.7).
+    dp_radius: float = 0.03          #   band (s) of the finest DTW around the note-level map

@@ -1,0 +1,114 @@
+"""The options of a separation, listed once: the CLI's flags (``bespoke separate``), the
+API's keywords (``api.separate``) and the manifest's columns (``bespoke batch``) all come
+from ``SEPARATE``, and ``apply`` is the one place that turns their values into Settings.
+
+No heavy imports here: ``bespoke --help`` builds its options from this list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``name``: the API keyword and the manifest column; ``flag``: the CLI's.
+    ``kind``: str, int, float, path, bool (a flag), choice. ``output``: an output path or
+    format of the CLI's (not a setting). ``api``: the API keyword, where it differs."""
+
+    name: str
+    flag: str
+    kind: str
+    help: str
+    short: Optional[str] = None
+    show_default: Optional[str] = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+    output: bool = False
+    api: Optional[str] = None
+
+    @property
+    def keyword(self) -> str:
+        return self.api or self.name
+
+
+SEPARATE: Tuple[Option, ...] = (
+    Option("target", "--target", "str", short="-t",
+           help="The part to extract when the MIDI has several: index (0, #2), track name, or instrument "
+                "('violin', 'program:40'). See 'bespoke info MIDI'."),
+    Option("program", "--program", "str", short="-p",
+           help="The target's real instrument (GM number 0-127 or name), when the MIDI's program is wrong."),
+    Option("soundfont", "--soundfont", "path",
+           help="Soundfont (.sf2/.sf3) for synthesis. Default: $BESPOKE_SOUNDFONT, soundfonts/, "
+                "Debian's FluidR3_GM, or pretty_midi's TimGM6mb."),
+    Option("budget", "--budget", "float", short="-b", show_default="60", minimum=1.0,
+           help="Seconds of training. More is cleaner, up to a point."),
+    Option("steps", "--steps", "int", minimum=1, help="Train exactly this many steps instead of a time budget."),
+    Option("device", "--device", "str", show_default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    Option("seed", "--seed", "int",
+           help="Random seed: the same seed, inputs and device give the same stem. Training then "
+                "stops after a step count (--steps, or 3 per second of --budget), not on the clock."),
+    Option("precision", "--precision", "choice", choices=("auto", "fp32", "bf16"), show_default="auto",
+           help="Training arithmetic: auto uses bfloat16 where the CPU or GPU computes it natively "
+                "(about twice as fast on such CPUs), else float32."),
+    Option("residual", "--residual", "path", output=True, help="Also write everything except the target here."),
+    Option("save_aligned", "--save-aligned", "path", output=True,
+           help="Also write the MIDI aligned to the recording here."),
+    Option("no_align", "--no-align", "bool", api="align",
+           help="The MIDI is already aligned to the recording: skip alignment."),
+    Option("min_confidence", "--min-confidence", "float", show_default="0.5", minimum=0.0, maximum=1.0,
+           help="Stop with an error when the alignment confidence is below this."),
+    Option("force", "--force", "bool",
+           help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
+                "or a length far from the recording's)."),
+    Option("format", "--format", "str", output=True,
+           help="Output container (WAV, FLAC, OGG, MP3), overriding the extension."),
+    Option("subtype", "--subtype", "str", output=True,
+           help="Output sample format (PCM_16, PCM_24, FLOAT, ...). Default: the input's, where the format "
+                "holds it."),
+    Option("report", "--report", "path", output=True,
+           help="Write a JSON report here: versions, device, seed, stage times, alignment confidence and "
+                "time map, training loss curve, settings."),
+    Option("plot", "--plot", "path", output=True,
+           help="Draw the alignment and the mixture/stem spectrograms with the aligned notes here "
+                "(.png, .pdf, .svg; needs matplotlib)."),
+)
+BY_NAME = {o.name: o for o in SEPARATE}
+# the options that become settings (the rest: the part to take, and the CLI's outputs)
+SETTING_NAMES = tuple(o.name for o in SEPARATE if not o.output and o.name != "target")
+
+
+def apply(settings, program=None, soundfont=None, budget=None, steps=None, device=None, seed=None,
+          precision=None, no_align=False, min_confidence=None, force=False, plot=False):
+    """A copy of ``settings`` (config.Settings) with the options given (None: unchanged).
+    ``force`` turns off the alignment's refusals (confidence and length); ``plot`` keeps the
+    alignment's cost matrix for the figure."""
+    from .config import override
+    from .midi import parse_program
+
+    top, align, train, synth = {}, {}, {}, {}
+    if program is not None:
+        top["program"] = parse_program(program)
+    if soundfont is not None:
+        synth["soundfont"] = str(soundfont)
+    if device is not None:
+        top["device"] = str(device)
+    if seed is not None:
+        top["seed"] = int(seed)
+    if budget is not None:
+        train["budget"] = float(budget)
+    if steps is not None:
+        train["steps"] = int(steps)
+    if precision is not None:
+        train["precision"] = str(precision)
+    if no_align:
+        align["enabled"] = False
+    if min_confidence is not None:
+        align["min_confidence"] = float(min_confidence)
+    if force:
+        align.update(min_confidence=0.0, max_duration_ratio=0.0)
+    if plot:
+        align["keep_cost"] = True
+    sections = {"align": align, "train": train, "synth": synth}
+    return override(settings, {**top, **{k: v for k, v in sections.items() if v}})

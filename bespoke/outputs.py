@@ -1,0 +1,95 @@
+"""The CLI's outputs: checked before the work (check_outputs), written together after it
+(write_separation): every output appears at once, the stem last, or none does."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from .errors import OutputError
+
+
+def _same_file(a, b) -> bool:
+    try:
+        if Path(a).resolve() == Path(b).resolve():
+            return True
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[str]], overwrite: bool) -> None:
+    """Fail early, before any work, if an output cannot or must not be written: it is an input,
+    named twice, a folder, in a missing or unwritable folder, or exists already (without
+    ``overwrite``)."""
+    from .audio import probe_writable
+
+    seen = []
+    for out in outputs:
+        if not out:
+            continue
+        p = Path(out)
+        for i in inputs:
+            if i and _same_file(p, i):
+                raise OutputError(f"{out}: the output would overwrite an input file")
+        for s in seen:
+            if _same_file(p, s):
+                raise OutputError(f"{out}: named for two outputs")
+        seen.append(out)
+        if p.is_dir():
+            raise OutputError(f"{out}: is a folder; give a file name")
+        folder = p.parent if str(p.parent) else Path(".")
+        if not folder.is_dir():
+            raise OutputError(f"{out}: the folder {folder} does not exist")
+        try:
+            probe_writable(folder)
+        except OutputError as e:
+            raise OutputError(f"{out}: {e}") from None
+        if p.exists() and not overwrite:
+            raise OutputError(f"{out}: exists already (use --overwrite to replace it)")
+
+
+def _report_inputs(audio, pm, mix, midi) -> dict:
+    from .midi import parts
+
+    return {"mix": {"path": str(mix), "sr": audio.sr, "channels": audio.n_channels,
+                    "seconds": audio.duration, "format": audio.format, "subtype": audio.subtype},
+            "midi": {"path": str(midi), "parts": [vars(q) for q in parts(pm)],
+                     "file": getattr(pm, "bespoke_info", {})}}
+
+
+def write_separation(res, audio, pm, index: int, paths: Dict[str, Optional[str]], mix, midi, fmt=None,
+                     subtype=None, command=None) -> dict:
+    """Write a separation's outputs: ``paths`` {stem, residual, aligned_midi, plot, report} (None:
+    not wanted; stem required), all through temporary files renamed into place at the end.
+    Returns what was written, by name (path; for audio, the writer's figures: clipped, peak)."""
+    from .audio import atomic_paths
+    from .midi import parts
+
+    order = [paths[k] for k in ("residual", "aligned_midi", "plot", "report", "stem") if paths.get(k)]
+    written: dict = {}
+    with atomic_paths(order) as tmps:
+        tmp = dict(zip(order, tmps))
+        written["stem"] = dict(path=paths["stem"], **res.save(tmp[paths["stem"]], subtype=subtype, fmt=fmt))
+        if paths.get("residual"):
+            written["residual"] = dict(path=paths["residual"],
+                                       **res.save_residual(tmp[paths["residual"]], subtype=subtype, fmt=fmt))
+        if paths.get("aligned_midi"):
+            res.save_aligned_midi(tmp[paths["aligned_midi"]])
+            written["aligned_midi"] = {"path": paths["aligned_midi"]}
+        if paths.get("plot"):
+            from .plot import save_figure, separation_figure
+
+            title = f"{Path(mix).name}: {Path(paths['stem']).name}"
+            save_figure(separation_figure(res, audio.samples, title=title), tmp[paths["plot"]])
+            written["plot"] = {"path": paths["plot"]}
+        if paths.get("report"):
+            from .report import build_report, write_json
+
+            part = parts(pm)[index]
+            written["report"] = {"path": paths["report"]}
+            program = res.settings.program if res.settings.program is not None else part.program
+            write_json(build_report(res, inputs=_report_inputs(audio, pm, mix, midi), outputs=written,
+                                    command=command, target=dict(vars(part), program_used=program)),
+                       tmp[paths["report"]])
+    return written

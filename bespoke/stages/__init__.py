@@ -1,0 +1,140 @@
+"""The pipeline's stages, each a typed unit: its inputs and its output are the plain values
+below, its settings one section of config.Settings. pipeline.run chains them.
+
+    load      Audio                                 -> Recording    (no settings of its own: grid)
+    align     Recording, Score                      -> Aligned      settings.align
+    nmf       Recording, Aligned                    -> FirstPass, Estimates   settings.nmf
+    synth     Recording, Aligned, Estimates         -> Material     settings.synth, settings.train
+    train     Recording, Aligned, FirstPass, Material -> Trained    settings.model, settings.train
+    separate  Recording, Aligned, FirstPass, Trained -> Separated   settings.separate
+
+Every stage is ``fn(ctx, *inputs) -> output`` (or a tuple of outputs), with ``ctx`` a
+Context (the settings, the device, the seed, a progress callback and a warning sink).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from ..audio import Audio
+from ..config import Settings
+from ..spectral import Grid
+
+
+@dataclass
+class Context:
+    """What every stage may read besides its inputs."""
+
+    settings: Settings
+    device: object = "cpu"                   # a torch.device (train.resolve_device)
+    seed: int = 0
+    update: Callable[..., None] = lambda value, **postfix: None   # progress, 0..1
+    warn: Callable[[str], None] = lambda msg: None
+    keep_masks: bool = False                 # keep the network's mask in Separated (reports, plots)
+
+
+@dataclass
+class Score:
+    """The MIDI as given (pretty_midi.PrettyMIDI, score time) and the part to separate."""
+
+    midi: object
+    target_index: int
+
+
+@dataclass
+class Recording:
+    """The recording: ``audio`` as loaded, ``(n_channels, n_samples)`` at audio.sr, and what the
+    analysis works on: ``mix``, mono float32 ``(n_samples,)`` at ``sr`` (the grid's rate), and its
+    tuning in cents from A440."""
+
+    audio: Audio
+    mix: np.ndarray
+    sr: int
+    tuning: float
+
+
+@dataclass
+class Aligned:
+    """The MIDI on the recording's timeline (every part) and how it got there.
+
+    programs: each part's GM program (the target's from settings.program when given).
+    alignment: align.Alignment, or None when the MIDI came aligned."""
+
+    midi: object
+    target_index: int
+    programs: List[int]
+    alignment: Optional[object] = None
+
+    @property
+    def target(self):
+        return self.midi.instruments[self.target_index]
+
+    @property
+    def others(self) -> list:
+        return [inst for i, inst in enumerate(self.midi.instruments) if i != self.target_index]
+
+    def parts_notes(self) -> List[np.ndarray]:
+        """Each part's notes ``(n, 4)``: start, end (audio seconds), pitch, velocity."""
+        from ..midi import notes_array
+
+        return [notes_array(inst) for inst in self.midi.instruments]
+
+    def target_notes(self) -> np.ndarray:
+        from ..midi import notes_array
+
+        return notes_array(self.target)
+
+    def other_notes(self) -> np.ndarray:
+        from ..midi import notes_array
+
+        others = self.others
+        return np.concatenate([notes_array(i) for i in others]) if others else np.zeros((0, 4))
+
+
+@dataclass
+class FirstPass:
+    """The score-informed NMF's mask of the target, ``(grid.n_log, n_frames)`` on its own ``grid``,
+    and whether the score held one part only (which changes how the masks are pooled)."""
+
+    mask: np.ndarray
+    grid: Grid
+    one_part: bool
+
+
+@dataclass
+class Estimates:
+    """The target and the rest as the NMF hears them, each mono ``(n_samples,)`` at Recording.sr."""
+
+    target: np.ndarray
+    rest: np.ndarray
+
+
+@dataclass
+class Material:
+    """What the network trains on: sources of the target and of the rest (data.Source), the
+    song (data.Song) on the training timeline, and the excerpts that timeline is made of."""
+
+    song: object
+    targets: list
+    backgrounds: list
+    excerpts: object
+
+
+@dataclass
+class Trained:
+    """The trained network (model.MaskNet) and how its training went (train.TrainResult)."""
+
+    model: object
+    result: object
+
+
+@dataclass
+class Separated:
+    """The stem, ``(n_channels, n_samples)`` at the input's rate, and the network's mask
+    ``(grid.n_log, n_frames)`` (kept for reports and plots when asked)."""
+
+    stem: np.ndarray
+    net_mask: Optional[np.ndarray] = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,62 @@
+"""Stage align: the MIDI onto the recording's timeline, and the rule that refuses a MIDI
+that does not seem to belong to the recording."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..config import AlignSettings, Settings
+from ..errors import AlignmentError, InputError
+from . import Aligned, Context, Recording, Score
+
+
+def part_programs(pm, target_index: int, program: Optional[int]) -> list:
+    """Each part's GM program, the target's replaced by ``program`` when given."""
+    return [program if (i == target_index and program is not None) else inst.program
+            for i, inst in enumerate(pm.instruments)]
+
+
+def align_score(mix, sr: int, pm, target_index: int, settings: Settings, tuning: float):
+    """Align every part of ``pm`` to ``mix`` (mono ``(n_samples,)`` at ``sr``): the whole score places
+    the target. Returns (aligned PrettyMIDI, align.Alignment).
+
+    The alignment is symbolic (align.align_pm: are the score's notes present in the recording?),
+    so no soundfont is involved. The programs (the target's from settings.program) only set how
+    early note-ons go before the heard onsets (the instruments' attack, settings.align.compensate_attack)."""
+    from .. import midi as midimod
+    from ..align import align_pm
+    from ..audio import active_span
+
+    midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
+    programs = {target_index: settings.program} if settings.program is not None else {}
+    al = align_pm(mix, sr, pm, tuning_cents=tuning, settings=settings.align, programs=programs)
+    return midimod.warp(pm, al.time_map), al
+
+
+def check_confidence(alignment, settings: AlignSettings) -> Optional[str]:
+    """Raise AlignmentError when the alignment's confidence is below settings.min_confidence (0:
+    never); return a warning when it is below settings.warn_confidence, else None."""
+    conf = alignment.confidence
+    if settings.min_confidence > 0 and conf < settings.min_confidence:
+        raise AlignmentError(f"alignment confidence {conf:.2f} is below {settings.min_confidence:.2f}: "
+                             "the MIDI may not belong to this recording («force» to go on anyway)")
+    if conf < settings.warn_confidence:
+        return f"low alignment confidence ({conf:.2f}): check that the MIDI matches the recording"
+    return None
+
+
+def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
+    """Recording + Score -> Aligned (settings.align; settings.align.enabled False: taken as aligned)."""
+    s = ctx.settings
+    pm, idx = score.midi, score.target_index
+    if pm.instruments[idx].is_drum:
+        ctx.warn("the target is a drum part: bespoke is tuned for pitched parts; expect a rough stem")
+    alignment = None
+    if s.align.enabled:
+        pm, alignment = align_score(rec.mix, rec.sr, pm, idx, s, rec.tuning)
+        warning = check_confidence(alignment, s.align)
+        if warning:
+            ctx.warn(warning)
+    out = Aligned(midi=pm, target_index=idx, programs=part_programs(pm, idx, s.program), alignment=alignment)
+    if out.target_notes()[:, 0].min() > rec.audio.duration:
+        raise InputError("after alignment the target's notes all lie past the end of the recording")
+    return out
