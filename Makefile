@@ -8,11 +8,12 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test bench bench-quick bench-ablation bench-budget bench-one-part bench-scale clean help
+.PHONY: install demo test test-fast lint bench bench-quick bench-ablation bench-budget bench-one-part bench-scale clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
-	@echo "make test         install, then run the tests"
+	@echo "make test         install, then lint (ruff) and run every test"
+	@echo "make test-fast    lint, then the tests without the end-to-end runs (about a minute)"
 	@echo "make bench        full benchmark -> bench/RESULTS.md + results.json (under 30 min on 2 cores)"
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make bench-ablation  what each ingredient gives -> bench/ABLATION.md (~30 min; make bench inlines it)"
@@ -52,8 +53,16 @@ demo: install
 		--save-aligned examples/out/aligned.mid --overwrite
 	$(BIN)/bespoke eval examples/out/violin.wav examples/truth/violin.flac --mix examples/mix.flac
 
-test: install
+# the linter (ruff, pyproject's [tool.ruff]) then every test: what CI runs
+test: install lint
 	$(BIN)/python -m pytest -q
+
+# the fast tier: every test but those marked slow (whole pipeline or CLI runs)
+test-fast: install lint
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check bespoke tests bench
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.run --out bench/RESULTS.md
