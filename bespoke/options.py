@@ -14,7 +14,8 @@ from typing import Optional, Tuple
 class Option:
     """One option. ``name``: the API keyword and the manifest column; ``flag``: the CLI's.
     ``kind``: str, int, float, path, bool (a flag), choice. ``output``: an output path or
-    format of the CLI's (not a setting). ``api``: the API keyword, where it differs."""
+    format of the CLI's (not a setting). ``api``: the API keyword, where it differs.
+    ``setting``: the Settings field a value goes to as it is (see ``apply`` for the rest)."""
 
     name: str
     flag: str
@@ -27,6 +28,7 @@ class Option:
     choices: Tuple[str, ...] = ()
     output: bool = False
     api: Optional[str] = None
+    setting: Optional[str] = None   # the field of config.Settings it sets ("train.budget"), if one
 
     @property
     def keyword(self) -> str:
@@ -37,19 +39,22 @@ SEPARATE: Tuple[Option, ...] = (
     Option("target", "--target", "str", short="-t",
            help="The part to extract when the MIDI has several: index (0, #2), track name, or instrument "
                 "('violin', 'program:40'). See 'bespoke info MIDI'."),
-    Option("program", "--program", "str", short="-p",
+    Option("program", "--program", "str", short="-p", setting="program",
            help="The target's real instrument (GM number 0-127 or name), when the MIDI's program is wrong."),
-    Option("soundfont", "--soundfont", "path",
+    Option("soundfont", "--soundfont", "path", setting="synth.soundfont",
            help="Soundfont (.sf2/.sf3) for synthesis. Default: $BESPOKE_SOUNDFONT, soundfonts/, "
                 "Debian's FluidR3_GM, or pretty_midi's TimGM6mb."),
-    Option("budget", "--budget", "float", short="-b", show_default="60", minimum=1.0,
+    Option("budget", "--budget", "float", short="-b", show_default="60", minimum=1.0, setting="train.budget",
            help="Seconds of training. More is cleaner, up to a point."),
-    Option("steps", "--steps", "int", minimum=1, help="Train exactly this many steps instead of a time budget."),
-    Option("device", "--device", "str", show_default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    Option("seed", "--seed", "int",
+    Option("steps", "--steps", "int", minimum=1, setting="train.steps",
+           help="Train exactly this many steps instead of a time budget."),
+    Option("device", "--device", "str", show_default="auto", setting="device",
+           help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    Option("seed", "--seed", "int", setting="seed",
            help="Random seed: the same seed, inputs and device give the same stem. Training then "
                 "stops after a step count (--steps, or 3 per second of --budget), not on the clock."),
     Option("precision", "--precision", "choice", choices=("auto", "fp32", "bf16"), show_default="auto",
+           setting="train.precision",
            help="Training arithmetic: auto uses bfloat16 where the CPU or GPU computes it natively "
                 "(about twice as fast on such CPUs), else float32."),
     Option("residual", "--residual", "path", output=True, help="Also write everything except the target here."),
@@ -58,6 +63,7 @@ SEPARATE: Tuple[Option, ...] = (
     Option("no_align", "--no-align", "bool", api="align",
            help="The MIDI is already aligned to the recording: skip alignment."),
     Option("min_confidence", "--min-confidence", "float", show_default="0.5", minimum=0.0, maximum=1.0,
+           setting="align.min_confidence",
            help="Stop with an error when the alignment confidence is below this."),
     Option("force", "--force", "bool",
            help="Go on when the MIDI does not seem to fit the recording (low alignment confidence, "
@@ -75,40 +81,34 @@ SEPARATE: Tuple[Option, ...] = (
                 "(.png, .pdf, .svg; needs matplotlib)."),
 )
 BY_NAME = {o.name: o for o in SEPARATE}
-# the options that become settings (the rest: the part to take, and the CLI's outputs)
-SETTING_NAMES = tuple(o.name for o in SEPARATE if not o.output and o.name != "target")
 
 
 def apply(settings, program=None, soundfont=None, budget=None, steps=None, device=None, seed=None,
           precision=None, no_align=False, min_confidence=None, force=False, plot=False):
-    """A copy of ``settings`` (config.Settings) with the options given (None: unchanged).
-    ``force`` turns off the alignment's refusals (confidence and length); ``plot`` keeps the
-    alignment's cost matrix for the figure."""
+    """A copy of ``settings`` (config.Settings) with the options given (None: unchanged): each
+    Option's value goes to its ``setting``; ``no_align`` turns the alignment off, ``force`` its
+    refusals (confidence and length), and ``plot`` keeps its cost matrix for the figure."""
     from .config import override
     from .midi import parse_program
 
-    top, align, train, synth = {}, {}, {}, {}
-    if program is not None:
-        top["program"] = parse_program(program)
-    if soundfont is not None:
-        synth["soundfont"] = str(soundfont)
-    if device is not None:
-        top["device"] = str(device)
-    if seed is not None:
-        top["seed"] = int(seed)
-    if budget is not None:
-        train["budget"] = float(budget)
-    if steps is not None:
-        train["steps"] = int(steps)
-    if precision is not None:
-        train["precision"] = str(precision)
+    values = dict(program=program, soundfont=soundfont, budget=budget, steps=steps, device=device, seed=seed,
+                  precision=precision, min_confidence=min_confidence)
+    casts = {"int": int, "float": float, "program": parse_program}
+    tree: dict = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        opt = BY_NAME[name]
+        *sections, field = opt.setting.split(".")
+        node = tree
+        for sec in sections:
+            node = node.setdefault(sec, {})
+        node[field] = casts.get("program" if name == "program" else opt.kind, str)(value)
+    align = tree.setdefault("align", {})
     if no_align:
         align["enabled"] = False
-    if min_confidence is not None:
-        align["min_confidence"] = float(min_confidence)
     if force:
         align.update(min_confidence=0.0, max_duration_ratio=0.0)
     if plot:
         align["keep_cost"] = True
-    sections = {"align": align, "train": train, "synth": synth}
-    return override(settings, {**top, **{k: v for k, v in sections.items() if v}})
+    return override(settings, {k: v for k, v in tree.items() if v != {}})

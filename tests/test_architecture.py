@@ -87,6 +87,11 @@ def test_cli_api_and_batch_take_their_options_from_one_list():
     assert set(OPTIONS) == names
     keywords = set(inspect.signature(api.separate).parameters)
     assert {o.keyword for o in options.SEPARATE if not o.output} <= keywords
+    for o in options.SEPARATE:  # each option's setting is a field of the tree
+        if o.setting:
+            node = Settings()
+            for part in o.setting.split("."):
+                node = getattr(node, part)
 
 
 def test_errors_name_options_as_the_reader_writes_them():
