@@ -46,8 +46,8 @@ def shift_notes(notes: np.ndarray, dt: float = 0.0, semitones: float = 0.0, time
     return out
 
 
-def jitter_notes(notes: np.ndarray, rng: np.random.Generator, onset_ms: float = 20.0,
-                 offset_ms: float = 60.0, global_ms: float = 25.0) -> np.ndarray:
+def jitter_notes(notes: np.ndarray, rng: np.random.Generator, onset_ms: float, offset_ms: float,
+                 global_ms: float) -> np.ndarray:
     """Score noise, so the network tolerates alignment error: a common shift (+-global_ms),
     and per-note onset/offset jitter (Gaussian, std in ms)."""
     if len(notes) == 0:
@@ -91,16 +91,15 @@ def activity(notes: np.ndarray, n: int, sr: float, margin: float = 0.15) -> np.n
     return act
 
 
-def vary_performance(inst, rng: np.random.Generator, p_hold: float = 0.3, max_hold: float = 1.0,
-                     p_short: float = 0.2, vel_std: float = 12.0, detune_cents: float = 0.0,
-                     p_vibrato: float = 0.5, vibrato_cents: tuple = (8.0, 30.0), vibrato_hz: tuple = (4.5, 6.5),
-                     bend_range: float = 2.0):
-    """Another performance of the same part, for rendering training targets: note ends held
-    longer (pedal, legato) or cut short, velocities jittered, the whole part detuned by
-    ``detune_cents``, and (monophonic parts, with probability ``p_vibrato``) a vibrato.
-    The score the network sees stays the original; only the sound changes.
-    Returns a new pretty_midi.Instrument."""
+def vary_performance(inst, rng: np.random.Generator, cfg, detune_cents: float = 0.0):
+    """Another performance of the same part, for rendering training targets, as ``cfg``
+    (config.SynthSettings) says: note ends held longer (pedal, legato) or cut short, velocities
+    jittered, the whole part detuned by ``detune_cents``, and (monophonic parts, with
+    probability cfg.vary_p_vibrato) a vibrato. The score the network sees stays the original;
+    only the sound changes. Returns a new pretty_midi.Instrument."""
     import pretty_midi
+
+    p_hold, p_short, vel_std = cfg.vary_p_hold, cfg.vary_p_short, cfg.vary_velocity_std
 
     out = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)
     notes = sorted(inst.notes, key=lambda n: (n.start, n.pitch))
@@ -108,7 +107,7 @@ def vary_performance(inst, rng: np.random.Generator, p_hold: float = 0.3, max_ho
         s, e = n.start, n.end
         u = rng.random()
         if u < p_hold:
-            e = e + rng.uniform(0.0, max_hold)
+            e = e + rng.uniform(0.0, cfg.vary_max_hold_s)
             same = [m.start for m in notes[i + 1:] if m.pitch == n.pitch and m.start > s]
             if same:
                 e = min(e, same[0] - 0.005)
@@ -119,12 +118,12 @@ def vary_performance(inst, rng: np.random.Generator, p_hold: float = 0.3, max_ho
     if inst.is_drum:
         return out
     # pitch: a constant detune plus, for parts that rarely overlap themselves, a vibrato
-    units = 8192.0 / (bend_range * 100.0)  # pitch-bend units per cent
+    units = 8192.0 / (cfg.bend_range * 100.0)  # pitch-bend units per cent
     end = max((n.end for n in out.notes), default=0.0) + 1.0
     mono = _max_polyphony(out.notes) <= 1
-    if mono and rng.random() < p_vibrato:
-        depth = rng.uniform(*vibrato_cents)
-        rate = rng.uniform(*vibrato_hz)
+    if mono and rng.random() < cfg.vary_p_vibrato:
+        depth = rng.uniform(*cfg.vibrato_cents)
+        rate = rng.uniform(*cfg.vibrato_hz)
         t = np.arange(0.0, end, 0.02)
         cents = detune_cents + depth * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
     else:

@@ -140,7 +140,7 @@ class TrainingSet:
             tgt = augment.segment(_pick(self.targets, rng).wave, s0, self.L)
             notes = augment.notes_in(self.song.target_notes, t0, t0 + R.segment_s + 1.0)
             if R.jitter:
-                notes = augment.jitter_notes(notes, rng)
+                notes = augment.jitter_notes(notes, rng, R.jitter_onset_ms, R.jitter_offset_ms, R.jitter_global_ms)
             src = _pick(self.backgrounds, rng)
             bg_wave, bg_notes = src.wave, src.notes
             s1 = int(rng.integers(0, max(len(bg_wave) - self.L, 1)))

@@ -211,10 +211,14 @@ def render_targets(target_inst, programs: List[int], n_samples: int, sr: int, so
     programs and soundfonts, settings.n_renders of them (config.SynthSettings), each (but the first,
     or every one without settings.vary) a varied performance (augment.vary_performance), detuned
     to the recording's tuning. Returns data.Source objects."""
+    import dataclasses
+
     from .audio import fit_length
     from .augment import vary_performance
     from .data import Source
 
+    plain = dataclasses.replace(settings, vary_p_hold=0.0, vary_p_short=0.0, vary_velocity_std=0.0,
+                                vary_p_vibrato=0.0)
     renderers = [Renderer(sr=sr, soundfont=sf) for sf in soundfonts]
     outs = []
     try:
@@ -224,10 +228,9 @@ def render_targets(target_inst, programs: List[int], n_samples: int, sr: int, so
             inst = target_inst
             if settings.vary and k > 0:
                 spread = settings.detune_spread_cents
-                inst = vary_performance(target_inst, rng, detune_cents=tuning + rng.uniform(-spread, spread))
-            elif abs(tuning) > 0.5:
-                inst = vary_performance(target_inst, rng, p_hold=0, p_short=0, vel_std=0, p_vibrato=0,
-                                        detune_cents=tuning)
+                inst = vary_performance(target_inst, rng, settings, detune_cents=tuning + rng.uniform(-spread, spread))
+            elif abs(tuning) > 0.5:  # the first rendering as written, only tuned to the recording
+                inst = vary_performance(target_inst, rng, plain, detune_cents=tuning)
             y = r.render([inst], duration=n_samples / sr, program=prog)
             if np.max(np.abs(y)) > 1e-6:
                 outs.append(Source(fit_length(y, n_samples), name=f"synth p{prog} {r.soundfont.name}"))

@@ -17,6 +17,19 @@ class SynthSettings:
     vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
     extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
     detune_spread_cents: float = 8.0  # a varied rendering is detuned by up to +- this from the recording's tuning
+    # A varied performance (augment.vary_performance): each note held up to vary_max_hold_s longer
+    # (pedal, legato) with probability vary_p_hold, or cut short with vary_p_short; velocities
+    # jittered (std vary_velocity_std); a melodic (monophonic) part gets a vibrato with probability
+    # vary_p_vibrato, its depth and rate drawn from vibrato_cents and vibrato_hz (pitch bends over
+    # +- bend_range semitones).
+    vary_p_hold: float = 0.3
+    vary_max_hold_s: float = 1.0
+    vary_p_short: float = 0.2
+    vary_velocity_std: float = 12.0
+    vary_p_vibrato: float = 0.5
+    vibrato_cents: tuple = (8.0, 30.0)
+    vibrato_hz: tuple = (4.5, 6.5)
+    bend_range: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,10 @@ class AugmentSettings:
     max_shift: int = 4                 # semitones, for backgrounds
     p_eq: float = 0.7
     eq_db: float = 6.0
-    jitter: bool = True
+    jitter: bool = True                # score noise, so the network tolerates alignment error:
+    jitter_global_ms: float = 25.0     #   a common shift within +- this,
+    jitter_onset_ms: float = 20.0      #   each onset (Gaussian, std) ...
+    jitter_offset_ms: float = 60.0     #   ... and each end
     p_silent_target: float = 0.05       # examples with the template but no target sound
     mix_level_db: tuple = (-12.0, 0.0)  # an example's mixture level: this many dB ...
     mix_rms: float = 0.3                # ... relative to this RMS
