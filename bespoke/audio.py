@@ -2,21 +2,19 @@
 
 Arrays are float32 with shape ``(n_channels, n_samples)`` unless said otherwise.
 This is the one place that writes audio: it owns clipping and formats, and it
-writes to a temporary file beside the target and renames it, so an interrupted
-run never leaves a half-written file.
+writes to a temporary file in the target's folder and puts it in place whole (see
+files.atomic_paths), so an interrupted run never leaves a half-written file.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 
 from .errors import InputError, OutputError
+from .files import ErrorKeepingFile, _why, atomic_path, atomic_paths, output_name, probe_writable  # noqa: F401 (as before)
 
 MIN_RATE = 8000
 MAX_RATE = 192000
@@ -32,12 +30,15 @@ class Audio:
     sr: sample rate in Hz.
     subtype / format: the file's libsndfile subtype and container (``PCM_16``, ``WAV``),
     so that outputs can mirror the input.
+    warnings: what the user should hear about the input (a file that ends early); the
+    pipeline's load stage passes them on like its own warnings.
     """
 
     samples: np.ndarray
     sr: int
     subtype: Optional[str] = None
     format: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def n_channels(self) -> int:
@@ -58,7 +59,23 @@ class Audio:
     @classmethod
     def from_array(cls, x, sr: int, name: str = "the audio", check_silence: bool = True) -> "Audio":
         """An Audio from an array ``(n_channels, n_samples)`` or ``(n_samples,)``, checked like a
-        loaded file (rate, emptiness, NaN/inf, silence)."""
+        loaded file (rate, emptiness, NaN/inf, silence).
+
+        Float arrays are taken as they are (full scale is 1.0). Integer PCM arrays (int8, int16,
+        int32, and the unsigned uint8 and uint16) are scaled to float32 in [-1, 1) as a WAV
+        reader would (int16 / 32768; unsigned ones centred first), and ``subtype`` names their
+        depth (``PCM_16``), so the stem comes back float32 in [-1, 1] and saves at that depth.
+        Other dtypes (int64: say which scale; bool, complex, objects) are refused."""
+        x = np.asarray(x)
+        subtype = None
+        if (x.dtype.kind, x.dtype.itemsize) in _INT_SUBTYPES:
+            subtype = _INT_SUBTYPES[(x.dtype.kind, x.dtype.itemsize)]
+            half = 2.0 ** (8 * x.dtype.itemsize - 1)
+            x = ((x.astype(np.float64) - (half if x.dtype.kind == "u" else 0.0)) / half).astype(np.float32)
+        elif x.dtype.kind not in "f":
+            why = ("64-bit integers have no standard audio scale: pass float samples in [-1, 1], or int16/int32 PCM"
+                   if x.dtype.kind in "iu" else "pass float samples in [-1, 1], or int16/int32 PCM")
+            raise InputError(f"{name}: cannot take an array of {x.dtype} as audio ({why})")
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
             x = x[None]
@@ -68,7 +85,12 @@ class Audio:
             raise InputError(f"{name}: an array shaped {x.shape} has more channels than samples; "
                              "pass (n_channels, n_samples)")
         _check_samples(x, int(sr), name, check_silence)
-        return cls(samples=np.ascontiguousarray(x), sr=int(sr))
+        return cls(samples=np.ascontiguousarray(x), sr=int(sr), subtype=subtype)
+
+
+# an integer array's (dtype kind, bytes) -> the PCM subtype it is
+_INT_SUBTYPES = {("i", 1): "PCM_S8", ("u", 1): "PCM_U8", ("i", 2): "PCM_16", ("u", 2): "PCM_16",
+                 ("i", 4): "PCM_32", ("u", 4): "PCM_32"}
 
 
 def _check_samples(samples: np.ndarray, sr: int, name, check_silence: bool) -> None:
@@ -151,11 +173,49 @@ def load_audio(path, check_silence: bool = True) -> Audio:
         data, sr_read = sf.read(str(p), dtype="float32", always_2d=True)
     except MemoryError:
         raise InputError(f"{p}: not enough memory to read the audio") from None
-    except Exception as e:
-        raise InputError(f"{p}: not a readable audio file ({_first_line(e)})") from None
+    except Exception as e:  # the header read, the data not: cut short or damaged (a FLAC that lost sync)
+        raise InputError(f"{p}: not a readable audio file: it cannot be decoded to its end ({_first_line(e)}); "
+                         "is it truncated or damaged?") from None
     samples = np.ascontiguousarray(data.T)
     _check_samples(samples, int(sr_read), p, check_silence)
-    return Audio(samples=samples, sr=int(sr_read), subtype=info.subtype, format=info.format)
+    warnings = []
+    declared = max(_declared_frames(p) or 0, int(info.frames))
+    if samples.shape[1] < declared:  # libsndfile reads what is there and says nothing
+        read, whole = samples.shape[1] / sr_read, declared / sr_read
+        how = f"{read:.1f} of {whole:.1f} s" if whole - read >= 0.1 else f"{samples.shape[1]} of {declared} samples"
+        warnings.append(f"{p}: the file ends early: {how} read (is it truncated, or still being written?); "
+                        "going on with what is there")
+    return Audio(samples=samples, sr=int(sr_read), subtype=info.subtype, format=info.format, warnings=warnings)
+
+
+def _declared_frames(p: Path) -> Optional[int]:
+    """The frame count a WAV or AIFF header declares, which libsndfile quietly trims to the data
+    present (None: another container, or a header that declares none, as streamed WAVs do)."""
+    import struct
+
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[8:12] not in (b"WAVE", b"AIFF", b"AIFC") or head[:4] not in (b"RIFF", b"FORM"):
+                return None
+            wav = head[:4] == b"RIFF"
+            block = None
+            for _ in range(256):  # chunks before the audio data
+                hdr = f.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, size = hdr[:4], struct.unpack("<I" if wav else ">I", hdr[4:])[0]
+                at = f.tell()
+                if wav and cid == b"fmt " and size >= 14:
+                    block = struct.unpack("<H", f.read(14)[12:14])[0]
+                elif wav and cid == b"data":
+                    return size // block if block and size not in (0, 0xFFFFFFFF) else None
+                elif not wav and cid == b"COMM" and size >= 6:
+                    return struct.unpack(">I", f.read(6)[2:6])[0]
+                f.seek(at + size + (size & 1))
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def active_span(y: np.ndarray, sr: int, floor_db: float = -45.0, frame_s: float = 0.05) -> tuple:
@@ -242,6 +302,8 @@ def choose_subtype(fmt: str, like: Optional[str] = None, subtype: Optional[str] 
                               f"(it takes {', '.join(sf.available_subtypes(fmt))})")
         return subtype
     like = like.upper() if like else None
+    if like == "OPUS" and fmt == "OGG":  # .ogg is Vorbis as the README says (.opus, or subtype OPUS: Opus)
+        like = None
     if like and like in sf.available_subtypes() and sf.check_format(fmt, like):
         return like
     pcm = sorted((b, s) for s, b in _PCM_BITS.items() if s != "PCM_U8" and sf.check_format(fmt, s))
@@ -282,79 +344,10 @@ def plan_output(path, sr: int, n_channels: int, like: Optional[str] = None, fmt:
     return fmt, sub
 
 
-def probe_writable(folder) -> None:
-    """An OutputError unless a file can be created in ``folder`` (tried for real: permission bits
-    say little to root, or on read-only and network file systems)."""
-    folder = Path(folder) if str(folder) else Path(".")
-    if not folder.exists():
-        raise OutputError(f"the folder {folder} does not exist")
-    if not folder.is_dir():
-        raise OutputError(f"{folder} is not a folder")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".bespoke-probe.", dir=str(folder))
-    except OSError as e:
-        why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-        raise OutputError(f"cannot write in {folder} ({why})") from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _temp_beside(path: Path, suffix: Optional[str]) -> Path:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: the folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=str(folder))
-    except OSError as e:
-        why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-        raise OutputError(f"{path}: cannot write in {folder} ({why})") from None
-    os.close(fd)
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_path(path, suffix: Optional[str] = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
-
-    On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
-    """
-    with atomic_paths([path], suffix=suffix) as tmps:
-        yield tmps[0]
-
-
-@contextlib.contextmanager
-def atomic_paths(paths: Sequence, suffix: Optional[str] = None) -> Iterator[List[Path]]:
-    """Several outputs written as one: yield a temporary path beside each of ``paths``; when the
-    block ends without error, rename them onto ``paths`` in order (put the main output last, so
-    that its presence means the others are there too). On an error or Ctrl-C every temporary
-    file is removed and no output changes."""
-    tmps: List[Path] = []
-    try:
-        for p in paths:
-            tmps.append(_temp_beside(Path(p), suffix))
-        yield tmps
-        mode = 0o666 & ~_umask()  # mkstemp makes 0600 files; outputs get the usual permissions
-        for t, p in zip(tmps, paths):
-            with contextlib.suppress(OSError):
-                os.chmod(t, os.stat(p).st_mode & 0o7777 if os.path.exists(p) else mode)
-            os.replace(t, p)
-    except BaseException:
-        for t in tmps:
-            with contextlib.suppress(OSError):
-                t.unlink()
-        raise
-
-
 def save_audio(path, samples: np.ndarray, sr: int, subtype: Optional[str] = None,
-               fmt: Optional[str] = None, like: Optional[str] = None) -> dict:
-    """Write ``samples`` ``(n_channels, n_samples)`` atomically.
+               fmt: Optional[str] = None, like: Optional[str] = None, overwrite: bool = True) -> dict:
+    """Write ``samples`` ``(n_channels, n_samples)`` atomically (see atomic_paths; ``overwrite``:
+    replace a regular file at ``path``).
 
     The container comes from ``fmt`` or the extension; the subtype from ``subtype``, else the
     input's (``like``, see choose_subtype). Integer and lossy subtypes clip to [-1, 1]; the count
@@ -362,27 +355,35 @@ def save_audio(path, samples: np.ndarray, sr: int, subtype: Optional[str] = None
     callers can warn.
     """
     sf = _sf()
+    shown = output_name(path)
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[0] < 1:
-        raise OutputError(f"{path}: expected audio shaped (n_channels, n_samples), got {x.shape}")
+        raise OutputError(f"{shown}: expected audio shaped (n_channels, n_samples), got {x.shape}")
     # checked in blocks: a long recording's temporaries stay small
     blocks = [x[:, a:a + (1 << 20)] for a in range(0, x.shape[1], 1 << 20)]
     if not all(np.all(np.isfinite(b)) for b in blocks):
-        raise OutputError(f"{path}: refusing to write NaN or infinite samples (a bug; please report it)")
-    fmt, sub = plan_output(path, int(sr), x.shape[0], like=like, fmt=fmt, subtype=subtype)
+        raise OutputError(f"{shown}: refusing to write NaN or infinite samples (a bug; please report it)")
+    fmt, sub = plan_output(shown, int(sr), x.shape[0], like=like, fmt=fmt, subtype=subtype)
     peak = max((float(np.max(np.abs(b))) for b in blocks if b.size), default=0.0)
     clipped = 0
     if sub not in _FLOAT_SUBTYPES:
         clipped = sum(int(np.count_nonzero(np.abs(b) > 1.0)) for b in blocks)
         if clipped:
             x = np.clip(x, -1.0, 1.0)
+    failed = (OSError, RuntimeError, ValueError, TypeError, AssertionError)  # AssertionError: a short write
     try:
-        with atomic_path(path) as tmp:
-            sf.write(str(tmp), x.T, int(sr), subtype=sub, format=fmt)
+        with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "w+b", buffering=0) as f:
+            sink = ErrorKeepingFile(f)
+            try:
+                sf.write(sink, x.T, int(sr), subtype=sub, format=fmt)
+            except failed as e:
+                sink.error = sink.error or e
+            if sink.error is not None:
+                raise OutputError(f"{shown}: could not write audio ({_why(sink.error)})")
     except OutputError:
         raise
-    except (OSError, RuntimeError, ValueError, TypeError) as e:
-        raise OutputError(f"{path}: could not write audio ({_first_line(e)})") from None
+    except failed as e:
+        raise OutputError(f"{shown}: could not write audio ({_why(e)})") from None
     return {"clipped": clipped, "peak": peak, "subtype": sub, "format": fmt}

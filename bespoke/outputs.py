@@ -19,15 +19,18 @@ def _same_file(a, b) -> bool:
 
 
 def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[str]], overwrite: bool) -> None:
-    """Fail early, before any work, if an output cannot or must not be written: it is an input,
-    named twice, a folder, in a missing or unwritable folder, or exists already (without
-    ``overwrite``)."""
-    from .audio import probe_writable
+    """Fail early, before any work, if an output cannot or must not be written: an empty name, an
+    input, named twice, a folder, in a missing or unwritable folder, a symbolic link, a device,
+    FIFO or socket (never replaced), or a file that exists already (without ``overwrite``).
+    None: an output not asked for. The writer checks again as it puts the outputs in place."""
+    from .files import check_replaceable, probe_writable
 
     seen = []
     for out in outputs:
-        if not out:
+        if out is None:
             continue
+        if not str(out):
+            raise OutputError("an output file name is empty")
         p = Path(out)
         for i in inputs:
             if i and _same_file(p, i):
@@ -45,8 +48,7 @@ def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[st
             probe_writable(folder)
         except OutputError as e:
             raise OutputError(f"{out}: {e}") from None
-        if p.exists() and not overwrite:
-            raise OutputError(f"{out}: exists already (use --overwrite to replace it)")
+        check_replaceable(p, overwrite)
 
 
 def _report_inputs(audio, pm, mix, midi) -> dict:
@@ -59,16 +61,20 @@ def _report_inputs(audio, pm, mix, midi) -> dict:
 
 
 def write_separation(res, audio, pm, index: int, paths: Dict[str, Optional[str]], mix, midi, fmt=None,
-                     subtype=None, command=None) -> dict:
+                     subtype=None, command=None, overwrite: bool = True) -> dict:
     """Write a separation's outputs: ``paths`` {stem, residual, aligned_midi, plot, report} (None:
-    not wanted; stem required), all through temporary files renamed into place at the end.
+    not wanted; stem required), all through temporary files put in place together at the end,
+    the stem last (audio.atomic_paths). ``overwrite``: replace regular files there; without it, an
+    output that appeared meanwhile (another run) is an OutputError and none is placed.
     Returns what was written, by name (path; for audio, the writer's figures: clipped, peak)."""
-    from .audio import atomic_paths
+    from .files import atomic_paths
     from .midi import parts
 
+    if not paths.get("stem"):
+        raise OutputError("the stem needs an output file name")
     order = [paths[k] for k in ("residual", "aligned_midi", "plot", "report", "stem") if paths.get(k)]
     written: dict = {}
-    with atomic_paths(order) as tmps:
+    with atomic_paths(order, overwrite=overwrite) as tmps:
         tmp = dict(zip(order, tmps))
         written["stem"] = dict(path=paths["stem"], **res.save(tmp[paths["stem"]], subtype=subtype, fmt=fmt))
         if paths.get("residual"):

@@ -219,14 +219,15 @@ def separation_figure(result, mix: np.ndarray, title: str = ""):
 
 def save_figure(fig, path, dpi: int = 100) -> None:
     """Write a matplotlib Figure atomically; the extension (.png, .pdf, .svg) picks the format."""
-    from .audio import atomic_path
+    from .files import atomic_path, output_name
 
-    check_figure_path(path)
-    fmt = Path(path).suffix.lower().lstrip(".")
+    shown = output_name(path)  # a temporary of an enclosing atomic_paths: the output it becomes
+    check_figure_path(shown)
+    fmt = Path(shown).suffix.lower().lstrip(".")
     try:
         with atomic_path(path) as tmp:
             fig.savefig(str(tmp), format=fmt, dpi=dpi)
     except OutputError:
         raise
     except (OSError, ValueError, RuntimeError) as e:
-        raise OutputError(f"{path}: could not write the picture ({e})") from None
+        raise OutputError(f"{shown}: could not write the picture ({e})") from None
