@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import click
 
 from .errors import BespokeError
+from .options import FileName, click_options
 from .outputs import check_outputs
 
 DEBUG_ENV = "BESPOKE_DEBUG"
@@ -106,33 +107,12 @@ def cli():
     """
 
 
-def _click_option(opt):
-    """A click option for an options.Option."""
-    names = [opt.flag] + ([opt.short] if opt.short else [])
-    if opt.kind == "bool":
-        return click.option(*names, opt.name, is_flag=True, help=opt.help)
-    types = {"str": None, "path": click.Path(dir_okay=False), "choice": click.Choice(list(opt.choices)),
-             "int": click.IntRange(min=opt.minimum, max=opt.maximum),
-             "float": click.FloatRange(opt.minimum, opt.maximum)}
-    return click.option(*names, opt.name, type=types[opt.kind], default=None, show_default=opt.show_default,
-                        help=opt.help)
-
-
-def separate_options(f):
-    """The options of 'bespoke separate', from options.SEPARATE (the API and batch use the same list)."""
-    from .options import SEPARATE
-
-    for opt in reversed(SEPARATE):
-        f = _click_option(opt)(f)
-    return f
-
-
 @cli.command(epilog=EPILOG_SEPARATE)
 @click.argument("mix", type=click.Path(dir_okay=False))
 @click.argument("midi", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=FileName(dir_okay=False),
               help="Where to write the stem; the extension picks the format (.wav, .flac, .ogg, .mp3).")
-@separate_options
+@click_options
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors and warnings only.")
 def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, precision, residual,
@@ -168,7 +148,8 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
     _check_stop()
     written = write_separation(res, audio, pm, index, dict(stem=output, residual=residual, aligned_midi=save_aligned,
                                                            plot=plot, report=report),
-                               mix=mix, midi=midi, fmt=fmt, subtype=subtype, command=_RUN["argv"])
+                               mix=mix, midi=midi, fmt=fmt, subtype=subtype, command=_RUN["argv"],
+                               overwrite=overwrite)
     for name in ("stem", "residual"):
         if name in written and written[name]["clipped"]:
             w = written[name]
@@ -184,14 +165,14 @@ def separate(mix, midi, output, target, program, soundfont, budget, steps, devic
 @cli.command()
 @click.argument("mix", type=click.Path(dir_okay=False))
 @click.argument("midi", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the aligned MIDI.")
+@click.option("-o", "--output", required=True, type=FileName(dir_okay=False), help="Where to write the aligned MIDI.")
 @click.option("-t", "--target", default=None, help="Part whose --program applies (see 'bespoke info').")
 @click.option("-p", "--program", default=None, help="The target's real instrument (GM number or name).")
 @click.option("--min-confidence", type=click.FloatRange(0.0, 1.0), default=None, show_default="0.5",
               help="Stop with an error when the alignment confidence is below this.")
 @click.option("--force", is_flag=True,
               help="Write the alignment even when the MIDI does not seem to fit the recording.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", type=FileName(dir_okay=False), default=None,
               help="Also draw the alignment here: the cost matrix with the path, and the aligned notes over the "
                    "recording's spectrogram (.png, .pdf, .svg; needs matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
@@ -202,6 +183,7 @@ def align(mix, midi, output, target, program, min_confidence, force, plot, overw
     Every part of the MIDI guides the alignment; a MIDI of one part of the ensemble works too."""
     from . import api
     from .audio import load_audio
+    from .files import atomic_paths
     from .midi import load_midi, save_midi, select_part
 
     check_outputs([output, plot], [mix, midi], overwrite)
@@ -215,19 +197,20 @@ def align(mix, midi, output, target, program, min_confidence, force, plot, overw
     idx = select_part(pm, target, source=midi) if target is not None else None
     aligned, al = api.align(audio, pm, program=program, target=target, keep_cost=bool(plot),
                             min_confidence=min_confidence, force=force, on_warning=_warn)
-    if plot:
-        from .plot import alignment_figure, save_figure
+    with atomic_paths([plot, output] if plot else [output], overwrite=overwrite) as tmps:  # together, MIDI last
+        if plot:
+            from .plot import alignment_figure, save_figure
 
-        save_figure(alignment_figure(al, aligned, audio.samples, audio.sr, target_index=idx, title=Path(mix).name),
-                    plot)
-    save_midi(aligned, output)
+            save_figure(alignment_figure(al, aligned, audio.samples, audio.sr, target_index=idx,
+                                         title=Path(mix).name), tmps[0])
+        save_midi(aligned, tmps[-1])
     if not quiet:
         click.echo(f"wrote {output}: alignment confidence {al.confidence:.2f}", err=True)
 
 
 @cli.command()
 @click.argument("midi", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the audio.")
+@click.option("-o", "--output", required=True, type=FileName(dir_okay=False), help="Where to write the audio.")
 @click.option("-t", "--target", default=None, help="Render only this part.")
 @click.option("-p", "--program", default=None, help="Play every part with this GM program (number or name).")
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont (.sf2/.sf3).")
@@ -241,7 +224,7 @@ def synth(midi, output, target, program, soundfont, sr, overwrite):
     check_outputs([output], [midi, soundfont], overwrite)
     plan_output(output, sr, 1)
     y = api.synth(midi, sr=sr, program=program, target=target, soundfont=soundfont)
-    save_audio(output, y[None], sr)
+    save_audio(output, y[None], sr, overwrite=overwrite)
 
 
 @cli.command(name="eval")
@@ -278,7 +261,14 @@ def info(midi, as_json):
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Songs processed at once (the CPU threads are split between them).")
 @click.option("--overwrite", is_flag=True, help="Redo rows whose output exists (default: skip them, so a "
-                                                  "stopped batch resumes where it was).")
+                                                  "stopped batch resumes where it was). A folder, FIFO or "
+                                                  "device there is never replaced.")
+@click.option("--out-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The output root: every output a row names must lie inside it (symbolic links "
+                   "resolved). Default: the manifest's folder. Relative paths in the manifest stay "
+                   "relative to the manifest's folder.")
+@click.option("--allow-outside", is_flag=True,
+              help="Let the manifest's rows write anywhere, not only inside the output root.")
 @click.option("-b", "--budget", type=click.FloatRange(min=1.0), default=None,
               help="Training seconds for rows that give none.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps for rows that give none.")
@@ -286,9 +276,11 @@ def info(midi, as_json):
 @click.option("--device", default=None, help="Device for rows that give none (auto, cpu, cuda).")
 @click.option("--soundfont", type=click.Path(dir_okay=False), default=None, help="Soundfont for rows that give none.")
 @click.option("--force", is_flag=True, help="--force for rows that do not say otherwise.")
-@click.option("--dry-run", is_flag=True, help="Print the 'bespoke separate' command of each row and stop.")
+@click.option("--dry-run", is_flag=True, help="Check the manifest and print the 'bespoke separate' command of "
+                                              "each row, running nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No line per finished row; just the summary table.")
-def batch(manifest, jobs, overwrite, budget, steps, seed, device, soundfont, force, dry_run, quiet):
+def batch(manifest, jobs, overwrite, out_dir, allow_outside, budget, steps, seed, device, soundfont, force,
+          dry_run, quiet):
     """Separate many songs listed in MANIFEST, a CSV file.
 
     \b
@@ -299,16 +291,25 @@ def batch(manifest, jobs, overwrite, budget, steps, seed, device, soundfont, for
     manifest's folder; an empty cell takes the default (the options below).
 
     \b
-    Rows whose output exists are skipped (a stopped batch resumes); a row that
-    fails is reported and the others go on; a summary table ends the run, and
-    the exit status is 1 if any row failed.
+    Every output a row names (out, residual, save_aligned, report, plot) must
+    lie inside the output root (the manifest's folder, or --out-dir) unless
+    --allow-outside is given; otherwise nothing runs.
+
+    \b
+    Rows whose output exists as an audio file are skipped (a stopped batch
+    resumes); any other file there fails the row and is left alone
+    (--overwrite replaces regular files, never a folder, FIFO or device). A
+    row that fails is reported and the others go on; a summary table ends
+    the run, also after Ctrl-C (pressed once or more), and the exit status
+    is 1 if any row failed.
     """
     from .batch import run_from_cli
 
     defaults = {"budget": budget, "steps": steps, "seed": seed, "device": device, "soundfont": soundfont,
                 "force": force or None}
     code = run_from_cli(manifest, jobs=jobs, overwrite=overwrite, defaults=defaults, dry_run=dry_run,
-                        quiet=quiet, echo=lambda m: click.echo(m, err=True), out=click.echo)
+                        quiet=quiet, echo=lambda m: click.echo(m, err=True), out=click.echo,
+                        out_dir=out_dir, allow_outside=allow_outside)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -2,12 +2,14 @@
 API's keywords (``api.separate``) and the manifest's columns (``bespoke batch``) all come
 from ``SEPARATE``, and ``apply`` is the one place that turns their values into Settings.
 
-No heavy imports here: ``bespoke --help`` builds its options from this list.
+No heavy imports here (click only): ``bespoke --help`` builds its options from this list.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Tuple
+
+import click
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,34 @@ SEPARATE: Tuple[Option, ...] = (
                 "(.png, .pdf, .svg; needs matplotlib)."),
 )
 BY_NAME = {o.name: o for o in SEPARATE}
+
+
+class FileName(click.Path):
+    """A file's path; an empty one is a usage error, found before any work."""
+
+    def convert(self, value, param, ctx):
+        if value == "":
+            self.fail("the file name is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _click_option(opt: Option):
+    """A click option for an Option."""
+    names = [opt.flag] + ([opt.short] if opt.short else [])
+    if opt.kind == "bool":
+        return click.option(*names, opt.name, is_flag=True, help=opt.help)
+    types = {"str": None, "path": FileName(dir_okay=False), "choice": click.Choice(list(opt.choices)),
+             "int": click.IntRange(min=opt.minimum, max=opt.maximum),
+             "float": click.FloatRange(opt.minimum, opt.maximum)}
+    return click.option(*names, opt.name, type=types[opt.kind], default=None, show_default=opt.show_default,
+                        help=opt.help)
+
+
+def click_options(f):
+    """Decorate a click command with the options of 'bespoke separate' (SEPARATE)."""
+    for opt in reversed(SEPARATE):
+        f = _click_option(opt)(f)
+    return f
 
 
 def apply(settings, program=None, soundfont=None, budget=None, steps=None, device=None, seed=None,
