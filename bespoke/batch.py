@@ -1,55 +1,33 @@
-"""Albums: ``bespoke batch MANIFEST`` runs ``bespoke separate`` once per row of a CSV file.
+"""Albums: ``bespoke batch MANIFEST`` runs ``bespoke separate`` once per row of a CSV file
+(read by bespoke.manifest).
 
 Each row runs as its own process (the same command a shell loop would run), so one song's
 failure, crash or memory use never touches the others. ``--jobs N`` runs N at once and splits
 the CPU threads between them. A row whose output exists is skipped (outputs are written
 atomically, the stem last, so an existing stem means a finished row): a stopped batch resumes.
-
-The manifest: a header row, then one row per song. Columns (case and ``-``/``_`` do not
-matter): mix, midi, out (required); target, program, budget, steps, seed, device, soundfont,
-residual, save_aligned, report, plot, min_confidence, force, no_align, format, subtype
-(optional; an empty cell takes the batch default). Paths are relative to the manifest's folder.
-Blank rows and rows whose first cell starts with ``#`` are ignored.
+Only a regular file that reads as audio counts as a finished stem: any other file there fails
+its row and is left alone, and a folder, FIFO or device is never replaced, even with --overwrite.
 """
 from __future__ import annotations
 
-import csv
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .errors import InputError
-from .options import SEPARATE
+# the manifest's names, re-exported: bespoke.batch is where a caller looks for them
+from .manifest import INPUT_COLUMNS, OPTIONS, OUTPUT_COLUMNS, REQUIRED, Row, output_root, read_manifest  # noqa: F401
 
-REQUIRED = ("mix", "midi", "out")
-# column -> (flag of 'bespoke separate', kind): the options of a separation (options.SEPARATE)
-OPTIONS: Dict[str, tuple] = {o.name: (o.flag, "str" if o.kind == "choice" else o.kind) for o in SEPARATE}
-ALIASES = {"output": "out", "stem": "out", "audio": "mix", "recording": "mix", "score": "midi",
-           "aligned": "save_aligned", "part": "target", "instrument": "program"}
-TRUE = {"1", "true", "yes", "y", "x", "on"}
-FALSE = {"0", "false", "no", "n", "off"}
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a job may take to clean up before it is killed
-
-
-@dataclass
-class Row:
-    """One song of the manifest: absolute paths and the options its cells set."""
-
-    line: int
-    mix: Path
-    midi: Path
-    out: Path
-    label: str                                  # the out cell as written, for the table
-    options: Dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,124 +38,6 @@ class Outcome:
     message: str = ""
     confidence: Optional[float] = None
     warnings: List[str] = field(default_factory=list)
-
-
-def _norm_column(name: str) -> str:
-    n = name.strip().lower().replace("-", "_").replace(" ", "_")
-    return ALIASES.get(n, n)
-
-
-def _parse(kind: str, text: str, base: Path):
-    if kind == "path":
-        return (base / Path(text).expanduser()).resolve() if not Path(text).expanduser().is_absolute() \
-            else Path(text).expanduser()
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        v = float(text)
-        if v != v:
-            raise ValueError("NaN")
-        return v
-    if kind == "bool":
-        t = text.lower()
-        if t in TRUE:
-            return True
-        if t in FALSE:
-            return False
-        raise ValueError("not yes/no")
-    return text
-
-
-def _manifest_text(p: Path):
-    """The text of manifest ``p`` and its CSV dialect (sniffed from the first row that is neither
-    blank nor a comment). An InputError for a missing, unreadable or empty file."""
-    if not p.is_file():
-        raise InputError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: cannot read the manifest ({e})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise InputError(f"{p}: the manifest is empty (it needs a header row: mix,midi,out)")
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return text, dialect
-
-
-def _read_header(p: Path, cells: List[str]) -> List[str]:
-    """The normalised column names of the header row ``cells``; an InputError for unknown columns
-    or missing required ones."""
-    header = [_norm_column(c) for c in cells]
-    unknown = [c for c in header if c not in REQUIRED and c not in OPTIONS]
-    if unknown:
-        raise InputError(f"{p}: unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
-                         f"{', '.join(REQUIRED + tuple(OPTIONS))}")
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise InputError(f"{p}: the header must name the columns mix, midi and out "
-                         f"(missing: {', '.join(missing)})")
-    return header
-
-
-def _read_row(line_no: int, cells: List[str], header: List[str], base: Path, problems: List[str]) -> Optional[Row]:
-    """The Row of the data row ``cells`` (paths relative to ``base``), None when it has too many
-    cells or empty required ones; what is wrong with it is appended to ``problems``."""
-    if len(cells) > len(header):
-        problems.append(f"line {line_no}: {len(cells)} cells for {len(header)} columns")
-        return None
-    values = {h: c.strip() for h, c in zip(header, cells)}
-    empty = [c for c in REQUIRED if not values.get(c)]
-    if empty:
-        problems.append(f"line {line_no}: empty {', '.join(empty)}")
-        return None
-    opts = {}
-    for col, text_ in values.items():
-        if col in REQUIRED or not text_:
-            continue
-        kind = OPTIONS[col][1]
-        try:
-            opts[col] = _parse(kind, text_, base)
-        except ValueError:
-            want = {"int": "a whole number", "float": "a number", "bool": "yes or no"}[kind]
-            problems.append(f"line {line_no}: {col} {text_!r} is not {want}")
-    return Row(line=line_no, mix=_parse("path", values["mix"], base),
-               midi=_parse("path", values["midi"], base), out=_parse("path", values["out"], base),
-               label=values["out"], options=opts)
-
-
-def read_manifest(path) -> List[Row]:
-    """The rows of a CSV manifest. An InputError (naming the lines) for a missing file, missing or
-    unknown columns, empty required cells, unparsable values, or two rows writing one output."""
-    p = Path(path)
-    text, dialect = _manifest_text(p)
-    reader = csv.reader(text.splitlines(), dialect)
-    header, rows, problems = None, [], []
-    base = p.resolve().parent
-    for line_no, cells in enumerate(reader, start=1):
-        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
-            continue
-        if header is None:
-            header = _read_header(p, cells)
-            continue
-        row = _read_row(line_no, cells, header, base, problems)
-        if row is not None:
-            rows.append(row)
-    if header is None:
-        raise InputError(f"{p}: the manifest is empty (it needs a header row: mix,midi,out)")
-    seen: Dict[Path, int] = {}
-    for r in rows:
-        if r.out in seen:
-            problems.append(f"line {r.line}: out {r.label!r} is also the output of line {seen[r.out]}")
-        seen.setdefault(r.out, r.line)
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise InputError(f"{p}: " + "; ".join(problems[:3]) + more)
-    if not rows:
-        raise InputError(f"{p}: the manifest lists no songs")
-    return rows
 
 
 def separate_args(row: Row, defaults: Optional[dict] = None, overwrite: bool = False) -> List[str]:
@@ -319,72 +179,204 @@ def summary_table(outcomes: List[Outcome]) -> str:
     return "\n".join(out)
 
 
-def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults: Optional[dict] = None,
-              echo: Callable[[str], None] = lambda m: None) -> List[Outcome]:
-    """Run every row (skipping finished ones) and return their outcomes in manifest order.
+def _what(mode: int) -> str:
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
 
-    ``echo`` gets a line as each row finishes. A KeyboardInterrupt stops the running jobs (they
-    leave no partial files), marks the rest "stopped" and is re-raised with the outcomes attached
-    as ``.outcomes``."""
+
+def _reads_as_audio(path: Path) -> bool:
+    """Whether the regular file ``path`` opens as audio (its header only: fast)."""
+    try:
+        import soundfile
+
+        soundfile.info(str(path))
+        return True
+    except Exception:
+        return False
+
+
+def plan(rows: List[Row], overwrite: bool = False) -> Tuple[List[Row], Dict[int, Outcome]]:
+    """Which rows to run, and the outcomes of the others (by line), before anything runs.
+
+    A row is skipped (finished) when its out exists as a regular file that reads as audio, and
+    ``overwrite`` is not set. It fails, and nothing of it is touched, when one of its outputs
+    exists and is not a regular file (a folder, FIFO, device: never replaced, even with
+    ``overwrite``), or, without ``overwrite``, when its out exists and is not audio."""
+    todo: List[Row] = []
     outcomes: Dict[int, Outcome] = {}
-    todo = []
     for r in rows:
-        if r.out.exists() and not overwrite:
+        failure, finished = None, False
+        for col, p in r.outputs().items():
+            try:
+                mode = os.stat(p).st_mode
+            except OSError:      # absent (or unreachable: 'bespoke separate' says why)
+                continue
+            if not stat.S_ISREG(mode):
+                failure = f"{col} exists and is {_what(mode)}; not replaced"
+                break
+            if col == "out" and not overwrite:
+                if _reads_as_audio(p):
+                    finished = True
+                else:
+                    failure = "out exists and is not audio; not replaced (move it away to redo the row)"
+                    break
+        if failure:
+            outcomes[r.line] = Outcome(r, "failed", message=failure)
+        elif finished:
             outcomes[r.line] = Outcome(r, "skipped")
         else:
             todo.append(r)
+    return todo, outcomes
+
+
+class StopSignals:
+    """While entered (in the main thread), Ctrl-C (SIGINT) and SIGTERM raise nothing: they are
+    counted in ``count``, which the batch polls. So a second or third Ctrl-C while the batch stops
+    its jobs, or prints its table, cannot cut that short. A signal that is ignored (nohup, a
+    background job) stays ignored. Nested use shares the outer one's count."""
+
+    _active: Optional["StopSignals"] = None
+
+    def __init__(self):
+        self.count = 0
+        self._old: dict = {}
+        self._outer: Optional[StopSignals] = None
+
+    def _note(self, signum, frame):
+        self.count += 1
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._old) or (self._outer is not None and self._outer.installed)
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0 or (self._outer is not None and self._outer.requested)
+
+    def __enter__(self) -> "StopSignals":
+        self._outer = StopSignals._active
+        if self._outer is not None and self._outer.installed:
+            return self
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if signal.getsignal(sig) in (signal.SIG_IGN, None):
+                    continue
+                self._old[sig] = signal.signal(sig, self._note)
+            except (ValueError, OSError):
+                pass
+        StopSignals._active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+        if StopSignals._active is self:
+            StopSignals._active = self._outer
+        return None
+
+
+def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults: Optional[dict] = None,
+              echo: Callable[[str], None] = lambda m: None) -> List[Outcome]:
+    """Run every row (skipping finished ones, failing those whose outputs must not be touched: see
+    ``plan``) and return their outcomes in manifest order.
+
+    ``echo`` gets a line as each row finishes. Ctrl-C or SIGTERM (once or more) stops the running
+    jobs (they leave no partial files), marks them and the rest "stopped", and raises a
+    KeyboardInterrupt with the outcomes attached as ``.outcomes``."""
+    todo, outcomes = plan(rows, overwrite)
+    for r in rows:
+        o = outcomes.get(r.line)
+        if o is not None and o.status == "failed":
+            echo(f"[-] failed {r.label}: {o.message}")
     n, done = len(todo), 0
-    with tempfile.TemporaryDirectory(prefix="bespoke-batch-") as work:
+    with StopSignals() as stop, tempfile.TemporaryDirectory(prefix="bespoke-batch-") as work:
         runner = Runner(jobs, overwrite, defaults, Path(work))
         pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, max(n, 1))))
         futures: Dict[object, Row] = {}
+        interrupted = False
         try:
-            futures = {pool.submit(runner.run, r): r for r in todo}
-            for fut in as_completed(futures):
-                o = fut.result()
-                outcomes[o.row.line] = o
-                done += 1
-                conf = f", confidence {o.confidence:.2f}" if o.confidence is not None else ""
-                echo(f"[{done}/{n}] {o.status:<6} {o.row.label} ({o.seconds:.0f} s{conf})"
-                     + (f": {o.message}" if o.status == "failed" else ""))
-                for w in o.warnings:
-                    echo(f"        warning: {w}")
-        except KeyboardInterrupt as e:
-            runner.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for fut, r in futures.items():
-                if r.line not in outcomes:
-                    ok = fut.done() and not fut.cancelled() and fut.exception() is None
-                    outcomes[r.line] = fut.result() if ok else Outcome(r, "stopped")
-            for r in todo:
-                outcomes.setdefault(r.line, Outcome(r, "stopped"))
-            e.outcomes = [outcomes[r.line] for r in rows]
-            raise
+            try:
+                futures = {pool.submit(runner.run, r): r for r in todo}
+                pending = set(futures)
+                while pending and not stop.requested:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        o = fut.result()
+                        outcomes[o.row.line] = o
+                        done += 1
+                        conf = f", confidence {o.confidence:.2f}" if o.confidence is not None else ""
+                        echo(f"[{done}/{n}] {o.status:<6} {o.row.label} ({o.seconds:.0f} s{conf})"
+                             + (f": {o.message}" if o.status == "failed" else ""))
+                        for w in o.warnings:
+                            echo(f"        warning: {w}")
+            except KeyboardInterrupt:  # where the signals could not be caught (not the main thread)
+                interrupted = True
+            interrupted = interrupted or stop.requested
+            if interrupted:
+                _stop_all(runner, pool, futures, outcomes)
         finally:
             pool.shutdown(wait=True)
+    if interrupted:
+        for r in todo:
+            outcomes.setdefault(r.line, Outcome(r, "stopped"))
+        e = KeyboardInterrupt()
+        e.outcomes = [outcomes[r.line] for r in rows]
+        raise e
     return [outcomes[r.line] for r in rows]
 
 
+def _stop_all(runner: Runner, pool: ThreadPoolExecutor, futures: Dict[object, Row],
+              outcomes: Dict[int, Outcome]) -> None:
+    """Stop the running jobs and collect every outcome; a further KeyboardInterrupt (where the
+    signals could not be caught) only makes it start over, never lose what it has."""
+    for _ in range(100):
+        try:
+            runner.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
+            break
+        except KeyboardInterrupt:
+            continue
+    for fut, r in futures.items():
+        if r.line not in outcomes:
+            ok = fut.done() and not fut.cancelled() and fut.exception() is None
+            outcomes[r.line] = fut.result() if ok else Outcome(r, "stopped")
+
+
 def run_from_cli(manifest, jobs: int, overwrite: bool, defaults: dict, dry_run: bool, quiet: bool,
-                 echo: Callable[[str], None], out: Callable[[str], None]) -> int:
+                 echo: Callable[[str], None], out: Callable[[str], None], out_dir=None,
+                 allow_outside: bool = False) -> int:
     """``bespoke batch``: returns the exit status (0 all done or skipped, 1 a row failed, 130 stopped)."""
     from .errors import BespokeError
 
-    rows = read_manifest(manifest)
+    rows = read_manifest(manifest, out_dir=out_dir, allow_outside=allow_outside)
     if dry_run:
+        todo, outcomes = plan(rows, overwrite)
         for r in rows:
-            state = "# done, skipped: " if r.out.exists() and not overwrite else ""
+            o = outcomes.get(r.line)
+            state = "" if o is None else "# done, skipped: " if o.status == "skipped" else f"# FAILED, {o.message}: "
             out(state + shlex.join(["bespoke", "separate", *separate_args(r, defaults, overwrite)]))
+        failed = sum(o.status == "failed" for o in outcomes.values())
+        if failed:
+            raise BespokeError(f"{failed} of {len(rows)} rows would fail (see the lines starting '# FAILED')")
         return 0
-    try:
-        outcomes = run_batch(rows, jobs=jobs, overwrite=overwrite, defaults=defaults,
-                             echo=(lambda m: None) if quiet else echo)
-    except KeyboardInterrupt as e:
-        out(summary_table(getattr(e, "outcomes", [])))
-        echo("bespoke: error: interrupted; finished outputs are kept, the others were not written: "
-             "run the same command again to resume")
-        return 130
-    out(summary_table(outcomes))
+    # the signals are held until the table is out: a second Ctrl-C cannot lose it
+    with StopSignals() as stop:
+        try:
+            outcomes = run_batch(rows, jobs=jobs, overwrite=overwrite, defaults=defaults,
+                                 echo=(lambda m: None) if quiet else echo)
+        except KeyboardInterrupt as e:
+            out(summary_table(getattr(e, "outcomes", [])))
+            echo("bespoke: error: interrupted; finished outputs are kept, the others were not written: "
+                 "run the same command again to resume")
+            return 130
+        out(summary_table(outcomes))
+        if stop.requested:  # Ctrl-C as the last row finished: every row has its outcome
+            echo("bespoke: error: interrupted")
+            return 130
     failed = sum(o.status == "failed" for o in outcomes)
     if failed:
         raise BespokeError(f"{failed} of {len(outcomes)} rows failed (see the table)")

@@ -101,8 +101,11 @@ def _env():
 def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     """Rows: an output that exists (skipped), a missing MIDI (fails), a good song (done), and a
     very long one that Ctrl-C stops. Then the same album again: the finished rows are skipped."""
+    import shutil
+
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "old.wav").write_bytes(b"finished before")
+    shutil.copy(tiny_song / "melody.wav", tmp_path / "out" / "old.wav")  # a stem finished before
+    old = (tmp_path / "out" / "old.wav").read_bytes()
     song = tiny_song
     rows = [f"{song}/mix.wav,{song}/melody.mid,out/old.wav,",
             f"{song}/mix.wav,{song}/missing.mid,out/missing.wav,",
@@ -120,7 +123,7 @@ def test_album_run_failure_skip_resume_and_ctrl_c(tiny_song, tmp_path):
     assert status == {"out/old.wav": "skipped", "out/missing.wav": "FAILED", "out/good.flac": "done",
                       "out/long.wav": "stopped"}, out
     assert "missing.mid: no such file" in out
-    assert (tmp_path / "out" / "old.wav").read_bytes() == b"finished before"
+    assert (tmp_path / "out" / "old.wav").read_bytes() == old
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.flac", "old.wav"]
 
     # again, without the long row: the good song is not redone, the failure fails again
