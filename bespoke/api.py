@@ -52,7 +52,9 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
              keep_model: bool = False) -> Result:
     """Separate one part of a recording, guided by an (unaligned) MIDI file.
 
-    mix: a path, an Audio, or an array ``(n_channels, n_samples)`` / ``(n_samples,)`` with ``sr``.
+    mix: a path, an Audio, or an array ``(n_channels, n_samples)`` / ``(n_samples,)`` with ``sr``
+    (float, full scale 1.0; an integer PCM array such as int16 is scaled to [-1, 1), and its
+    stem and residual come back float32 in that scale: Audio.from_array).
     midi: a path or a pretty_midi.PrettyMIDI. target: which part (index, track name, instrument;
     None when the MIDI has one part). program: the target's real instrument (GM number or name),
     when the MIDI's program is wrong. budget: seconds of training (steps: an exact step count
@@ -92,6 +94,8 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
     s = options.apply(settings or Settings(), program=program if one else None, min_confidence=min_confidence,
                       force=force, plot=keep_cost)
     audio = _audio(mix, sr)
+    for w in audio.warnings if on_warning else ():
+        on_warning(w)
     mono = mono_at(audio, s.grid.sr)
     aligned, al = align_score(mono, s.grid.sr, pm, idx, s, estimate_tuning(mono, s.grid.sr))
     warning = check_confidence(al, s.align)

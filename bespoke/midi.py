@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence, Union
 import numpy as np
 
 from .errors import InputError
+from .midifile import decode_name, display_name, encode_name, fix_tracks, quoted, track_name
 
 MIN_NOTE_S = 0.01  # shortest note after warping
 
@@ -31,7 +32,7 @@ class Part:
     @property
     def label(self) -> str:
         kind = "drums" if self.is_drum else f"program {self.program} ({program_name(self.program)})"
-        name = f" {self.name!r}" if self.name else ""
+        name = f" {quoted(self.name)}" if self.name else ""
         return f"#{self.index}{name}: {kind}, {self.n_notes} notes, {self.start:.1f}-{self.end:.1f} s"
 
 
@@ -41,65 +42,9 @@ def _pm():
     return pretty_midi
 
 
-def _fix_tracks(mf) -> dict:
-    """Repair the habits of real MIDI files in place, on a mido.MidiFile:
-
-    - tempo changes found on tracks other than the first (a type-1 file must keep them on
-      track 0; pretty_midi reads only there) move to track 0, so the tempo map holds;
-    - a program change after a track's first note on that channel is dropped, so one track
-      stays one part (pretty_midi would split it at every change of instrument).
-
-    Returns what was done: {"moved_tempos": n, "dropped_program_changes": n,
-    "empty_tracks": [names of tracks without notes]}."""
-
-    report = {"moved_tempos": 0, "dropped_program_changes": 0, "empty_tracks": []}
-    # delta -> absolute ticks
-    abs_tracks = []
-    for track in mf.tracks:
-        t, events = 0, []
-        for msg in track:
-            t += msg.time
-            events.append([t, msg])
-        abs_tracks.append(events)
-    if mf.type == 1 and len(abs_tracks) > 1:
-        moved = []
-        for events in abs_tracks[1:]:
-            keep = []
-            for ev in events:
-                (moved if ev[1].type == "set_tempo" else keep).append(ev)
-            events[:] = keep
-        if moved:
-            report["moved_tempos"] = len(moved)
-            abs_tracks[0] = sorted(abs_tracks[0] + moved, key=lambda ev: ev[0])
-    for i, events in enumerate(abs_tracks):
-        sounding, keep, name, has_notes = set(), [], "", False
-        for ev in events:
-            msg = ev[1]
-            if msg.type == "track_name" and not name:
-                name = str(msg.name).strip()
-            if msg.type == "note_on" and msg.velocity > 0:
-                sounding.add(msg.channel)
-                has_notes = True
-            if msg.type == "program_change" and msg.channel in sounding:
-                report["dropped_program_changes"] += 1
-                continue
-            keep.append(ev)
-        events[:] = keep
-        if not has_notes and name and not (mf.type == 1 and i == 0):
-            report["empty_tracks"].append(name)
-    # absolute -> delta ticks; end-of-track markers stay last
-    for track, events in zip(mf.tracks, abs_tracks):
-        track.clear()
-        prev = 0
-        for t, msg in events:
-            track.append(msg.copy(time=max(int(t - prev), 0)))
-            prev = max(t, prev)
-    return report
-
-
 def load_midi(path):
     """Load a Standard MIDI File (type 0 or 1) as pretty_midi.PrettyMIDI, keeping only the
-    parts that hold notes (see _fix_tracks for the repairs made on the way).
+    parts that hold notes (see midifile.fix_tracks for the repairs made on the way).
 
     The result carries ``bespoke_info``: {"type", "n_tracks", "empty_tracks", ...}.
     Raises InputError for a missing, unreadable, truncated or corrupt file, or one with no notes.
@@ -133,7 +78,7 @@ def load_midi(path):
             if mf.ticks_per_beat <= 0:
                 raise InputError(f"{p}: the MIDI file uses SMPTE time code, which is not supported; "
                                  "export it with ticks per beat")
-            fixes = _fix_tracks(mf)
+            fixes = fix_tracks(mf)
             pm = pretty_midi.PrettyMIDI(mido_object=mf)
     except InputError:
         raise
@@ -144,14 +89,23 @@ def load_midi(path):
     except Exception as e:  # mido and pretty_midi raise many kinds on broken data
         raise InputError(f"{p}: not a readable MIDI file ({_first_line(e)})") from None
     for inst in pm.instruments:
+        inst.name = decode_name(inst.name)
         inst.notes = [n for n in inst.notes
                       if np.isfinite(n.start) and np.isfinite(n.end) and n.end > n.start and n.start >= 0]
         inst.notes.sort(key=lambda n: (n.start, n.pitch))
     pm.instruments = [inst for inst in pm.instruments if inst.notes]
     pm.bespoke_info = dict(fixes, type=int(mf.type), n_tracks=len(mf.tracks), resolution=int(mf.ticks_per_beat))
     if not pm.instruments:
-        raise InputError(f"{p}: the MIDI file holds no notes")
+        raise _no_notes(p, fixes["unplayable_tracks"])
     return pm
+
+
+def _no_notes(p: Path, unplayable: list) -> InputError:
+    if not unplayable:
+        return InputError(f"{p}: the MIDI file holds no notes")
+    what = "; ".join(f"track {track_name(t)}: {t['reason']}" for t in unplayable[:5])
+    more = f"; and {len(unplayable) - 5} more tracks" if len(unplayable) > 5 else ""
+    return InputError(f"{p}: the MIDI file holds no notes with a length, nothing to play ({what}{more})")
 
 
 def parts(pm) -> List[Part]:
@@ -204,19 +158,20 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
     "program:40", or a GM instrument name matched against the parts' programs.
     """
     ps = parts(pm)
-    listing = "; ".join(p.label for p in ps)
+    listing = _listing(ps)
     if target is None or str(target).strip() == "":
         if len(ps) == 1:
             return 0
         raise InputError(f"{source} has {len(ps)} parts; choose one with «target» (index, name or "
                          f"instrument): {listing}")
     spec = str(target).strip()
+    shown = display_name(spec)
     m = re.fullmatch(r"#?(\d+)", spec)
     if m:
         i = int(m.group(1))
         if i < len(ps):
             return i
-        raise InputError(f"«target {spec}»: {source} has parts #0-#{len(ps) - 1}: {listing}")
+        raise InputError(f"«target {shown}»: {source} has parts #0-#{len(ps) - 1}: {listing}")
     named = [p.index for p in ps if p.name and _norm(p.name) == _norm(spec)]
     if len(named) == 1:
         return named[0]
@@ -238,12 +193,26 @@ def select_part(pm, target: Optional[Union[int, str]] = None, source: str = "MID
     if len(progs) == 1:
         return progs[0]
     if len(progs) > 1:
-        raise InputError(f"«target {spec}» matches {len(progs)} parts; pick one by index: "
-                         + "; ".join(ps[i].label for i in progs))
-    empty = [n for n in getattr(pm, "bespoke_info", {}).get("empty_tracks", []) if _norm(n) == _norm(spec)]
+        raise InputError(f"«target {shown}» matches {len(progs)} parts; pick one by index: "
+                         + _listing([ps[i] for i in progs]))
+    info = getattr(pm, "bespoke_info", {})
+    empty = [n for n in info.get("empty_tracks", []) if _norm(n) == _norm(spec)]
     if empty:
-        raise InputError(f"«target {spec}»: that track of {source} holds no notes; parts with notes: {listing}")
-    raise InputError(f"«target {spec}» names no part of {source}: {listing}")
+        raise InputError(f"«target {shown}»: that track of {source} holds no notes; parts with notes: {listing}")
+    unplayable = [t for t in info.get("unplayable_tracks", []) if t["name"] and _norm(t["name"]) == _norm(spec)]
+    if unplayable:
+        t = unplayable[0]
+        what = ("holds only zero-length notes" if "zero length" in t["reason"]
+                else "holds no notes with a length")
+        raise InputError(f"«target {shown}»: that track of {source} {what} ({t['reason']}), so nothing to "
+                         f"separate; parts with notes: {listing}")
+    raise InputError(f"«target {shown}» names no part of {source}: {listing}")
+
+
+def _listing(ps: Sequence[Part], most: int = 12) -> str:
+    """Parts' labels for a message, at most ``most`` of them."""
+    text = "; ".join(p.label for p in ps[:most])
+    return text + (f"; and {len(ps) - most} more (see 'bespoke info')" if len(ps) > most else "")
 
 
 def notes_array(inst_or_notes) -> np.ndarray:
@@ -286,7 +255,7 @@ def parts_table(pm) -> str:
     rows = [("#", "name", "program", "notes", "start", "end")]
     for q in ps:
         prog = "drums" if q.is_drum else f"{q.program} {program_name(q.program)}"
-        rows.append((str(q.index), q.name or "-", prog, str(q.n_notes), f"{q.start:.1f}", f"{q.end:.1f}"))
+        rows.append((str(q.index), display_name(q.name) or "-", prog, str(q.n_notes), f"{q.start:.1f}", f"{q.end:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {0, 3, 4, 5}
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -341,13 +310,19 @@ def with_program(pm, program: Optional[int]):
 
 
 def save_midi(pm, path) -> None:
-    """Write atomically."""
+    """Write atomically. Track names are written as UTF-8 (load_midi reads them back as such)."""
     from .audio import atomic_path
     from .errors import OutputError
 
+    out = copy.copy(pm)
+    out.instruments = []
+    for inst in pm.instruments:
+        inst = copy.copy(inst)
+        inst.name = encode_name(inst.name)  # mido writes latin-1
+        out.instruments.append(inst)
     try:
         with atomic_path(path, suffix=".mid") as tmp:
-            pm.write(str(tmp))
+            out.write(str(tmp))
     except OutputError:
         raise
     except (OSError, ValueError) as e:
@@ -379,7 +354,10 @@ def describe(pm, path) -> tuple:
     lines = [f"{path}: type {meta.get('type', '?')}, {meta.get('n_tracks', '?')} tracks, "
              f"{n} part{'s' if n != 1 else ''} with notes, {end_time(pm):.1f} s, {tempo}", parts_table(pm)]
     if meta.get("empty_tracks"):
-        lines.append("tracks without notes: " + ", ".join(repr(t) for t in meta["empty_tracks"]))
+        lines.append("tracks without notes: " + ", ".join(quoted(t) for t in meta["empty_tracks"]))
+    if meta.get("unplayable_tracks"):
+        lines.append("tracks without playable notes: " + "; ".join(
+            f"{track_name(t)} ({t['reason']})" for t in meta["unplayable_tracks"]))
     if meta.get("dropped_program_changes"):
         lines.append(f"note: {meta['dropped_program_changes']} program change(s) inside parts ignored "
                      "(each part keeps its first instrument; --program sets the target's)")

@@ -1,12 +1,50 @@
-"""Stage align: the MIDI onto the recording's timeline, and the rule that refuses a MIDI
-that does not seem to belong to the recording."""
+"""Stage align: the MIDI onto the recording's timeline, and the rules that refuse a MIDI that
+does not seem to belong to the recording, cannot be aligned (drums only), or whose target the
+recording cannot hold (every note above its Nyquist frequency)."""
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from ..config import AlignSettings, Settings
 from ..errors import AlignmentError, InputError
 from . import Aligned, Context, Recording, Score
+
+
+def check_pitched(pm) -> None:
+    """An InputError when every part is a drum part: the alignment goes by pitched notes."""
+    if pm.instruments and all(inst.is_drum for inst in pm.instruments):
+        raise InputError("the MIDI holds only drum parts, and bespoke aligns by pitched notes: give the MIDI "
+                         "with its pitched parts too, or «no_align» if it is aligned to the recording already")
+
+
+def check_audible(pm, index: int, top_hz: float, where: str) -> Optional[str]:
+    """Whether the target's notes can be heard below ``top_hz``, the highest frequency the analysed
+    recording holds (its Nyquist frequency; ``where`` says whose, e.g. "the analysis (at 22050 Hz)
+    holds"). An InputError when no note's fundamental lies below it (the stem would be silence);
+    a warning (returned) when some do not; None when all do. Drum parts pass."""
+    import pretty_midi
+
+    from ..midi import quoted
+    from ..spectral import midi_to_hz
+
+    inst = pm.instruments[index]
+    if inst.is_drum or not inst.notes:
+        return None
+    pitches = np.array([n.pitch for n in inst.notes])
+    hz = midi_to_hz(pitches)
+    above = hz >= top_hz
+    label = f"#{index}" + (f" {quoted(inst.name)}" if str(inst.name or "").strip() else "")
+    if above.all():
+        low = pretty_midi.note_number_to_name(int(pitches.min()))
+        raise InputError(f"the target part {label} lies wholly above {top_hz:.0f} Hz, the highest frequency {where}: "
+                         f"its lowest note is {low} ({hz.min():.0f} Hz), so its stem would be silence; "
+                         "is the part written octaves too high?")
+    if above.any():
+        return (f"{int(above.sum())} of {len(hz)} notes of the target part {label} lie above {top_hz:.0f} Hz, the "
+                f"highest frequency {where}: they cannot be separated and stay in the residual")
+    return None
 
 
 def part_programs(pm, target_index: int, program: Optional[int]) -> list:
@@ -48,6 +86,13 @@ def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
     """Recording + Score -> Aligned (settings.align; settings.align.enabled False: taken as aligned)."""
     s = ctx.settings
     pm, idx = score.midi, score.target_index
+    if s.align.enabled:
+        check_pitched(pm)
+    where = (f"a recording sampled at {rec.audio.sr} Hz holds" if rec.audio.sr < rec.sr
+             else f"the analysis (at {rec.sr} Hz) holds")
+    warning = check_audible(pm, idx, min(rec.sr, rec.audio.sr) / 2.0, where)
+    if warning:
+        ctx.warn(warning)
     if pm.instruments[idx].is_drum:
         ctx.warn("the target is a drum part: bespoke is tuned for pitched parts; expect a rough stem")
     alignment = None

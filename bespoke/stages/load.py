@@ -13,10 +13,13 @@ def mono_at(audio: Audio, sr: int) -> np.ndarray:
 
 
 def load(ctx: Context, audio: Audio) -> Recording:
-    """Audio ``(n_channels, n_samples)`` -> Recording. A bad soundfont fails here, before the long work."""
+    """Audio ``(n_channels, n_samples)`` -> Recording. A bad soundfont fails here, before the long work.
+    The audio's own warnings (Audio.warnings) are passed on here."""
     from ..spectral import estimate_tuning
     from ..synth import resolve_soundfont
 
+    for warning in getattr(audio, "warnings", ()):  # the input's own (a file that ends early)
+        ctx.warn(warning)
     sr = ctx.settings.grid.sr
     mix = mono_at(audio, sr)
     tuning = estimate_tuning(mix, sr)
