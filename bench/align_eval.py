@@ -10,6 +10,12 @@ Sets:
          aligner gets it de-aligned by evaluate.random_warp (max_dev 0.2 and 0.3, several seeds).
   synth  music21 corpus scores performed with expressive timing and rendered with
          MuseScore_General.sf3 (bench/align_songs.py); the aligner gets the plain score.
+  band   the Slakh excerpts of bench/songs.py (BAND; read from $BESPOKE_SLAKH, default
+         ../shared/data/slakh; Slakh2100-redux, CC BY 4.0, drums rendered with the AVL Drumkits
+         "Red Zeppelin" kit): the full score.mid, de-aligned exactly as `python -m bench.run` gives
+         it, and each pitched bench target's part alone (not a drum part, which cannot be
+         aligned alone, nor a part the tool refuses alone as far shorter than the recording).
+         Not in the default --sets: ask for it with --sets trios,synth,band.
   Each set is aligned with single-part MIDI (each part alone, with its real GM program) and
   with the full score (all parts, real programs; the figures are over every part's notes).
   Songs marked "dev" were used while tuning the aligner; "test" songs were not.
@@ -129,6 +135,44 @@ def synth_cases(songs, modes, seed=0) -> List[Case]:
         if "full" in modes:
             out.append(Case("synth", split, s.name, "full", s.mix, s.sr, copy.deepcopy(s.score),
                             [_onsets(i) for i in s.truth.instruments], names, seed))
+    return out
+
+
+def band_cases(modes) -> List[Case]:
+    """The bench's band songs: the de-aligned score.mid it gives bespoke, and each pitched target alone."""
+    import pretty_midi
+
+    from bench import songs as songmod
+    from bespoke import audio as au
+    from bespoke import midi
+    from bespoke.config import Settings
+    from bespoke.errors import InputError
+
+    out = []
+    for spec in songmod.BAND:
+        song = songmod.load_song(spec.name, log=lambda m: print(f"({m})", file=sys.stderr))
+        if song is None:
+            continue
+        a = au.load_audio(song.mix)
+        mix = au.resample(a.mono(), a.sr, 22050)
+        score, truth = midi.load_midi(song.score), midi.load_midi(song.truth)
+        if "single" in modes:
+            span = au.active_span(mix, 22050)
+            for k in song.targets:
+                if song.drums[k]:
+                    continue
+                pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+                pm.instruments = [copy.deepcopy(score.instruments[k])]
+                try:  # a part that plays a few seconds of the minute is refused by the tool (without force)
+                    midi.check_duration(pm, span, (SETTINGS or Settings()).align.max_duration_ratio)
+                except InputError as e:
+                    print(f"(skipping band {song.name} {song.part_names[k]} alone: {e})", file=sys.stderr)
+                    continue
+                out.append(Case("band", "test", song.name, "single", mix, 22050, pm,
+                                [_onsets(truth.instruments[k])], [song.part_names[k]]))
+        if "full" in modes:
+            out.append(Case("band", "test", song.name, "full", mix, 22050, score,
+                            [_onsets(i) for i in truth.instruments], list(song.part_names)))
     return out
 
 
@@ -322,7 +366,7 @@ def _align_overrides(items) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a subset: fewer songs and seeds")
-    ap.add_argument("--sets", default="trios,synth")
+    ap.add_argument("--sets", default="trios,synth", help="comma-separated: trios, synth, band")
     ap.add_argument("--modes", default="single,full")
     ap.add_argument("--seeds", type=int, default=3, help="TRIOS de-alignment seeds (0-1 dev, 2+ test)")
     ap.add_argument("--split", default="all", help="dev, test or all")
@@ -349,6 +393,8 @@ def main(argv=None):
         cases += trios_cases(range(1 if args.quick else args.seeds), (0.2, 0.3), modes)
     if "synth" in sets:
         cases += synth_cases(QUICK_SYNTH if args.quick else SYNTH, modes)
+    if "band" in sets:
+        cases += band_cases(modes)
     if args.split != "all":
         cases = [c for c in cases if c.split == args.split]
     rows = []

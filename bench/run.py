@@ -275,7 +275,7 @@ def main(argv=None) -> int:
         tuning = None
         sm = {"name": song.name, "category": song.category, "duration": song.duration, "sr": sr,
               "parts": song.part_names, "programs": song.programs, "source": song.source,
-              "targets": song.targets, "true_align": song.true_align}
+              "targets": song.targets, "true_align": song.true_align, "drums": song.drums}
         song_meta.append(sm)
         rows: Dict[int, List[dict]] = {i: [] for i in song.targets}
 
@@ -397,6 +397,7 @@ def main(argv=None) -> int:
             from bespoke.spectral import estimate_tuning
 
             tuning = estimate_tuning(resample(mix.astype(np.float32), sr, grid.sr), grid.sr)
+        # a baseline that fails on a target (a drum part, say) is recorded as failed; the run goes on
         for ti in song.targets:
             if "mixture" in a.methods:
                 add(ti, "mixture", mix, 0.0)
@@ -407,12 +408,21 @@ def main(argv=None) -> int:
             for mname, pm in (("score-mask", aligned_pm), ("score-mask@true", truth)):
                 if mname in a.methods and pm is not None:
                     t = time.perf_counter()
-                    est = B.score_mask(mix, sr, pm, ti, grid, tuning)
+                    try:
+                        est = B.score_mask(mix, sr, pm, ti, grid, tuning)
+                    except Exception as e:
+                        fail(ti, mname, f"{type(e).__name__}: {e}")
+                        continue
                     add(ti, mname, est, time.perf_counter() - t)
         for mname, pm in (("nmf", aligned_pm), ("nmf@true", truth)):
             if mname in a.methods and pm is not None:
                 t = time.perf_counter()
-                ests = B.score_nmf(mix, sr, pm, song.targets, grid, tuning)
+                try:
+                    ests = B.score_nmf(mix, sr, pm, song.targets, grid, tuning)
+                except Exception as e:
+                    for ti in song.targets:
+                        fail(ti, mname, f"{type(e).__name__}: {e}")
+                    continue
                 dt = time.perf_counter() - t
                 for ti in song.targets:  # one factorisation for all targets: its time is shared
                     add(ti, mname, ests[ti], dt / len(song.targets), nmf_seconds_song=dt)

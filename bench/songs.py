@@ -1,4 +1,5 @@
-"""The benchmark's songs: real recordings (TRIOS) and synthetic performances of music21 scores.
+"""The benchmark's songs: real recordings (TRIOS), synthetic performances of music21 scores and
+band songs (Slakh: pop / rock arrangements rendered with sample libraries, drums included).
 
 Every song has a mixture, each part's true audio (the sum is the mixture), the MIDI given to
 the tool (de-aligned, or the plain score at a constant tempo) and the true aligned MIDI with
@@ -6,7 +7,9 @@ the same notes (the alignment's ground truth). Files live in ``bench/cache/`` (g
 keyed by a hash of everything that makes them, so a rerun reuses them.
 
 Real songs are read from ``../shared/data/trios`` beside the repository (or $BESPOKE_TRIOS);
-they are licensed CC BY-NC-SA and are never copied into the repository.
+they are licensed CC BY-NC-SA and are never copied into the repository. Band songs are read from
+``../shared/data/slakh`` (or $BESPOKE_SLAKH): two 60-s Slakh2100-redux excerpts (CC BY 4.0), their
+drums rendered with the AVL Drumkits "Red Zeppelin" kit; never copied either.
 """
 from __future__ import annotations
 
@@ -32,12 +35,17 @@ def trios_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data" / "trios"
 
 
+def slakh_root() -> Path:
+    env = os.environ.get("BESPOKE_SLAKH")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "slakh"
+
+
 @dataclass
 class Song:
     """One benchmark song. Part lists are in the MIDI's part order."""
 
     name: str
-    category: str                 # "real" or "synthetic"
+    category: str                 # "real", "synthetic" or "band"
     mix: Path                     # the mixture (mono)
     parts: List[Path]             # each part's true audio
     score: Path                   # the MIDI the tool gets (not aligned)
@@ -49,10 +57,15 @@ class Song:
     duration: float
     sr: int
     source: str
+    drums: List[bool] = field(default_factory=list)   # per part: a drum part (GM channel 10)
+
+    def instrument(self, idx: int):
+        """Part ``idx``'s instrument: its GM program, or "drums"."""
+        return "drums" if (self.drums and self.drums[idx]) else self.programs[idx]
 
     def same_instrument(self, idx: int) -> bool:
-        """Does another part play the same instrument (GM program) as part ``idx``?"""
-        return any(p == self.programs[idx] for i, p in enumerate(self.programs) if i != idx)
+        """Does another part play the same instrument (GM program; drums: another drum part) as part ``idx``?"""
+        return any(self.instrument(i) == self.instrument(idx) for i in range(len(self.programs)) if i != idx)
 
     def label(self, idx: int) -> str:
         return f"{self.part_names[idx]} (#{idx})"
@@ -219,15 +232,87 @@ def _synth_song(spec: SynthSpec, log=print) -> Song:
                 "the tool gets the plain score at a constant tempo")
 
 
+# --------------------------------------------------------------------------- band: Slakh
+
+@dataclass
+class SlakhSpec:
+    name: str
+    folder: str
+    targets: List[str]                # part stems ("S03"), in the order they are run
+    true_align: List[str]
+    warp_seed: int
+    source: str
+
+
+BAND = [
+    SlakhSpec("track00001", "Track00001", ["S03", "S00", "S08", "S02", "S01"], ["S03"], 31,
+              "Slakh2100-redux Track00001, 45-105 s (CC BY 4.0; Manilow et al., WASPAA 2019): a rock band "
+              "rendered with sample libraries; S00 and S08 are two guitars on the same patch, S01 the drums "
+              "(rendered with the AVL Drumkits \"Red Zeppelin\" kit)"),
+    SlakhSpec("track01501", "Track01501", ["S07", "S06"], ["S07"], 32,
+              "Slakh2100-redux Track01501, 45-105 s (CC BY 4.0; Manilow et al., WASPAA 2019): a pop arrangement "
+              "rendered with sample libraries; drums (S03) rendered with the AVL Drumkits \"Red Zeppelin\" kit"),
+]
+
+
+def _stem(track_name: str) -> str:
+    """ "S03 Electric Bass (finger)" -> "S03"."""
+    return track_name.split()[0] if track_name.split() else track_name
+
+
+def _slakh_song(spec: SlakhSpec) -> Optional[Song]:
+    """A Slakh excerpt: the parts in score.mid's order, truth = score.mid (aligned), the tool's
+    score de-aligned as the TRIOS songs are (random smooth tempo warp, fixed seed)."""
+    import hashlib
+
+    import pretty_midi
+    import soundfile as sf
+
+    from bespoke import midi as midimod
+    from bespoke.evaluate import random_warp
+
+    folder = slakh_root() / spec.folder
+    if not (folder / "mix.flac").is_file() or not (folder / "score.mid").is_file():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        truth = pretty_midi.PrettyMIDI(str(folder / "score.mid"))
+    truth.instruments = [inst for inst in truth.instruments if inst.notes]
+    names = [inst.name.strip() for inst in truth.instruments]
+    stems = [_stem(n) for n in names]
+    info = sf.info(str(folder / "mix.flac"))
+    duration = info.frames / info.samplerate
+    first = min(n.start for inst in truth.instruments for n in inst.notes)
+    tm = random_warp(duration, np.random.default_rng(spec.warp_seed), first_onset=first)
+    score = midimod.warp(truth, tm)
+    digest = hashlib.sha1((folder / "score.mid").read_bytes()).hexdigest()[:10]
+    out = CACHE / f"band-{spec.name}-{SONGS_VERSION}-{spec_key(stems, spec.warp_seed, digest)}"
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "score.mid").exists():
+        score.write(str(out / "score.mid.tmp"))
+        os.replace(out / "score.mid.tmp", out / "score.mid")
+    missing = [t for t in spec.targets + spec.true_align if t not in stems]
+    if missing:
+        raise SystemExit(f"{spec.name}: no part {', '.join(missing)} in {folder / 'score.mid'}")
+    return Song(name=spec.name, category="band", mix=folder / "mix.flac",
+                parts=[folder / f"{st}.flac" for st in stems], score=out / "score.mid",
+                truth=folder / "score.mid", part_names=names,
+                programs=[int(inst.program) for inst in truth.instruments],
+                targets=[stems.index(t) for t in spec.targets],
+                true_align=[stems.index(t) for t in spec.true_align], duration=duration, sr=info.samplerate,
+                source=spec.source + f"; MIDI de-aligned by a random +-20 % tempo warp (seed {spec.warp_seed})",
+                drums=[bool(inst.is_drum) for inst in truth.instruments])
+
+
 # --------------------------------------------------------------------------- selection
 
-ALL = [s.name for s in REAL] + [s.name for s in SYNTH]
+ALL = [s.name for s in REAL] + [s.name for s in SYNTH] + [s.name for s in BAND]
 QUICK = ["lussier:trumpet", "chorale-mixed:clarinet"]
 
 
 def parse_selection(spec: Optional[str], quick: bool = False) -> List[Tuple[str, Optional[List[str]]]]:
     """``"brahms,lussier:trumpet+piano,haydn-op74-1-iii:1"`` -> [(song, targets or None)].
-    Targets are part names or indices, joined by '+'."""
+    Targets are part names (band parts also by their stem, "S03") or indices, joined by '+'."""
     items = QUICK if (quick and not spec) else (spec.split(",") if spec else ALL)
     out = []
     for it in items:
@@ -255,6 +340,13 @@ def load_song(name: str, targets: Optional[Sequence[str]] = None, log=print) -> 
     for spec in SYNTH:
         if spec.name == name:
             song = _synth_song(spec, log=log)
+    for spec in BAND:
+        if spec.name == name:
+            song = _slakh_song(spec)
+            if song is None:
+                log(f"skipping {name}: Slakh data not found at {slakh_root() / spec.folder} "
+                    "(put shared/data/slakh beside the repository or set BESPOKE_SLAKH)")
+                return None
     if song is None:
         raise SystemExit(f"unknown song {name!r}")
     if targets:
@@ -264,6 +356,8 @@ def load_song(name: str, targets: Optional[Sequence[str]] = None, log=print) -> 
                 idx.append(int(t))
             elif t in song.part_names:
                 idx.append(song.part_names.index(t))
+            elif [_stem(n).lower() for n in song.part_names].count(t.lower()) == 1:  # "S03" for a band part
+                idx.append([_stem(n).lower() for n in song.part_names].index(t.lower()))
             else:
                 raise SystemExit(f"{name}: no part {t!r} (parts: {', '.join(song.part_names)})")
         song.true_align = [i for i in idx if i in song.true_align] or idx[:1]

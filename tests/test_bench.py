@@ -142,3 +142,60 @@ def test_report_lists_every_method_and_category(tmp_path):
         assert f"| {m} |" in text
     assert "agrees to 0.05 dB" in text
     assert "| real | synthetic | same instrument | all |" in text
+
+
+def test_band_rows_have_their_own_columns_and_leave_the_chamber_means_alone(tmp_path):
+    from bench.report import categories, in_category, mean
+
+    def row(song, category, si, same=False, method="nmf", **kw):
+        return {"song": song, "category": category, "target": 0, "part": "p", "program": 40,
+                "same_instrument": same, "method": method, "duration": 10.0, "si_sdr": si, "sdr": si,
+                "si_sdr_improvement": si, "sdr_improvement": si, **kw}
+    rows = [row("a", "real", 1.0), row("b", "synthetic", 3.0, same=True), row("c", "band", 10.0),
+            row("c", "band", 20.0, same=True), row("c", "band", 0.0, method="score-mask", error="no drums")]
+    chamber = [r for r in rows if r["category"] != "band"]
+    assert categories(chamber) == [("real", "real"), ("synthetic", "synthetic"),
+                                   ("same-instrument", "same instrument"), ("all", "all")]
+    keys = categories(rows)
+    assert ("all", "all chamber") in keys and ("band", "band") in keys
+    ok = [r for r in rows if "error" not in r]
+
+    def m(cat):
+        return mean(r["si_sdr"] for r in ok if r["method"] == "nmf" and in_category(r, cat))
+    # the chamber columns are what they were without the band rows
+    assert (m("real"), m("synthetic"), m("same-instrument"), m("all")) == (1.0, 3.0, 3.0, 2.0)
+    assert (m("band"), m("band-same-instrument")) == (15.0, 20.0)
+    doc = {"meta": {"label": "full", "date": "today", "argv": [], "git": {"commit": "abc"}, "machine": {},
+                    "budgets": [None], "total_seconds": 60.0, "timbre_overlap": {}},
+           "songs": [], "results": rows, "cli_checks": []}
+    out = tmp_path / "R.md"
+    write_report(doc, out)
+    text = out.read_text()
+    assert "| real | synthetic | same instrument | all chamber | band | band, same instrument |" in text
+    assert "| nmf | 1.00 (+1.00) [1] | 3.00 (+3.00) [1] | 3.00 (+3.00) [1] | 2.00 (+2.00) [2] | " \
+           "15.00 (+15.00) [2] | 20.00 (+20.00) [1] |" in text
+    assert "| score-mask | — | — | — | — | — | — |" in text   # its only row failed
+    assert "1 run(s) failed" in text and "Slakh" in text
+
+
+def test_band_song_lists_its_parts_in_score_order():
+    import pretty_midi
+
+    from bench import songs
+
+    if not (songs.slakh_root() / "Track00001" / "score.mid").is_file():
+        pytest.skip("the Slakh excerpts (shared/data/slakh) are absent")
+    song = songs.load_song("track00001", log=lambda *_: None)
+    truth = pretty_midi.PrettyMIDI(str(song.truth))
+    names = [i.name for i in truth.instruments]
+    assert song.category == "band" and song.part_names == names
+    assert [p.stem for p in song.parts] == [n.split()[0] for n in names]
+    assert [song.part_names[i].split()[0] for i in song.targets] == ["S03", "S00", "S08", "S02", "S01"]
+    assert song.same_instrument(names.index("S00 Distortion Guitar")) and not song.same_instrument(song.targets[0])
+    assert song.drums[names.index("S01 Drums")] and sum(song.drums) == 1
+    score = pretty_midi.PrettyMIDI(str(song.score))   # de-aligned: same parts, same notes, other times
+    assert [i.name for i in score.instruments] == names
+    assert [len(i.notes) for i in score.instruments] == [len(i.notes) for i in truth.instruments]
+    assert score.instruments[2].notes[5].start != pytest.approx(truth.instruments[2].notes[5].start, abs=0.05)
+    assert songs.load_song("track00001", ["s08", "S01"], log=lambda *_: None).targets == \
+        [names.index("S08 Distortion Guitar"), names.index("S01 Drums")]
