@@ -181,7 +181,7 @@ def _note_level_pass(r: np.ndarray, c: np.ndarray, model: CostModel, score: Scor
 
 
 def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, settings: Optional[AlignSettings] = None,
-             programs: Optional[dict] = None) -> Alignment:
+             programs: Optional[dict] = None, features: Optional[MixFeatures] = None) -> Alignment:
     """Align a pretty_midi.PrettyMIDI to a recording (mono ``(n_samples,)`` at ``sr``) by the notes
     of all its pitched parts (drum parts carry no pitch and are left out of the search; they are
     moved with the rest by the time map).
@@ -189,7 +189,8 @@ def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, settings: 
     settings.compensate_attack: place note-ons before the heard onsets by the instruments' attack
     time (the notes' mean attack_lag), so that the aligned MIDI, rendered, sounds in time with the
     recording; settings.keep_cost: keep the global cost matrix (for plots). programs: {part index:
-    GM program} overriding the MIDI's (the real instruments).
+    GM program} overriding the MIDI's (the real instruments). features: the recording's, when
+    already computed (mixture_features with the same tuning and settings).
     """
     from ..midi import notes_array
 
@@ -205,4 +206,5 @@ def align_pm(mix: np.ndarray, sr: int, pm, tuning_cents: float = 0.0, settings: 
     if not pitched:
         raise AlignmentError("the MIDI has no pitched notes to align by (drums only)")
     lag = float(np.mean(np.concatenate(lags))) if settings.compensate_attack else 0.0
-    return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, settings=settings, onset_lag=lag)
+    return align_notes(mix, sr, np.concatenate(pitched), tuning_cents=tuning_cents, settings=settings,
+                       features=features, onset_lag=lag)

@@ -14,7 +14,7 @@ Context (the settings, the device, the seed, a progress callback and a warning s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -57,29 +57,47 @@ class Recording:
 
 @dataclass
 class Aligned:
-    """The MIDI on the recording's timeline (every part) and how it got there.
+    """The MIDI on the recording's timeline (every part, its notes as written) and how it got there.
 
     programs: each part's GM program (the target's from settings.program when given).
-    alignment: align.Alignment, or None when the MIDI came aligned."""
+    alignment: align.Alignment, or None when the MIDI came aligned.
+    octave_shifts: {part index: semitones} for parts that sound an octave from their notes
+    (align/octave.py); the later stages take the parts as they sound (``sounding``)."""
 
     midi: object
     target_index: int
     programs: List[int]
     alignment: Optional[object] = None
+    octave_shifts: Dict[int, int] = field(default_factory=dict)
+    _sounding: object = field(default=None, repr=False)
+
+    @property
+    def sounding(self):
+        """The aligned MIDI with the octave_shifts applied (the MIDI itself when there are none)."""
+        if not self.octave_shifts:
+            return self.midi
+        if self._sounding is None:
+            import copy
+
+            self._sounding = copy.deepcopy(self.midi)
+            for i, k in self.octave_shifts.items():
+                for note in self._sounding.instruments[i].notes:
+                    note.pitch = int(np.clip(note.pitch + k, 0, 127))
+        return self._sounding
 
     @property
     def target(self):
-        return self.midi.instruments[self.target_index]
+        return self.sounding.instruments[self.target_index]
 
     @property
     def others(self) -> list:
-        return [inst for i, inst in enumerate(self.midi.instruments) if i != self.target_index]
+        return [inst for i, inst in enumerate(self.sounding.instruments) if i != self.target_index]
 
     def parts_notes(self) -> List[np.ndarray]:
-        """Each part's notes ``(n, 4)``: start, end (audio seconds), pitch, velocity."""
+        """Each part's notes ``(n, 4)`` as they sound: start, end (audio seconds), pitch, velocity."""
         from ..midi import notes_array
 
-        return [notes_array(inst) for inst in self.midi.instruments]
+        return [notes_array(inst) for inst in self.sounding.instruments]
 
     def target_notes(self) -> np.ndarray:
         from ..midi import notes_array

@@ -53,21 +53,36 @@ def part_programs(pm, target_index: int, program: Optional[int]) -> list:
             for i, inst in enumerate(pm.instruments)]
 
 
-def align_score(mix, sr: int, pm, target_index: int, settings: Settings, tuning: float):
+def align_score(mix, sr: int, pm, target_index: int, settings: Settings, tuning: float, features=None):
     """Align every part of ``pm`` to ``mix`` (mono ``(n_samples,)`` at ``sr``): the whole score places
     the target. Returns (aligned PrettyMIDI, align.Alignment).
 
     The alignment is symbolic (align.align_pm: are the score's notes present in the recording?),
     so no soundfont is involved. The programs (the target's from settings.program) only set how
-    early note-ons go before the heard onsets (the instruments' attack, settings.align.compensate_attack)."""
+    early note-ons go before the heard onsets (the instruments' attack, settings.align.compensate_attack).
+    features: the recording's (align.mixture_features), when already computed."""
     from .. import midi as midimod
     from ..align import align_pm
     from ..audio import active_span
 
     midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
     programs = {target_index: settings.program} if settings.program is not None else {}
-    al = align_pm(mix, sr, pm, tuning_cents=tuning, settings=settings.align, programs=programs)
+    al = align_pm(mix, sr, pm, tuning_cents=tuning, settings=settings.align, programs=programs, features=features)
     return midimod.warp(pm, al.time_map), al
+
+
+def _octave_shifts(ctx: Context, pm, feats) -> dict:
+    """align.octave.octave_shifts of the aligned ``pm``, each said in a warning."""
+    from ..align.octave import octave_shifts
+    from ..midi import quoted
+
+    shifts = octave_shifts(pm, feats, ctx.settings.align) if feats is not None else {}
+    for i, k in shifts.items():
+        name = pm.instruments[i].name
+        label = f"#{i}" + (f" {quoted(name)}" if str(name or "").strip() else "")
+        ctx.warn(f"part {label} sounds an octave {'below' if k < 0 else 'above'} its MIDI notes (as bass parts "
+                 "are often written): it is separated at the pitch it sounds")
+    return shifts
 
 
 def check_confidence(alignment, settings: AlignSettings) -> Optional[str]:
@@ -95,13 +110,19 @@ def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
         ctx.warn(warning)
     if pm.instruments[idx].is_drum:
         ctx.warn("the target is a drum part: bespoke is tuned for pitched parts; expect a rough stem")
-    alignment = None
+    alignment, feats = None, None
+    if s.align.enabled or s.align.octave_check:
+        from ..align import mixture_features
+
+        feats = mixture_features(rec.mix, rec.sr, rec.tuning, s.align)
     if s.align.enabled:
-        pm, alignment = align_score(rec.mix, rec.sr, pm, idx, s, rec.tuning)
+        pm, alignment = align_score(rec.mix, rec.sr, pm, idx, s, rec.tuning, features=feats)
         warning = check_confidence(alignment, s.align)
         if warning:
             ctx.warn(warning)
-    out = Aligned(midi=pm, target_index=idx, programs=part_programs(pm, idx, s.program), alignment=alignment)
+    shifts = _octave_shifts(ctx, pm, feats)
+    out = Aligned(midi=pm, target_index=idx, programs=part_programs(pm, idx, s.program), alignment=alignment,
+                  octave_shifts=shifts)
     if out.target_notes()[:, 0].min() > rec.audio.duration:
         raise InputError("after alignment the target's notes all lie past the end of the recording")
     return out

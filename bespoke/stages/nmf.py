@@ -56,7 +56,7 @@ def nmf(ctx: Context, rec: Recording, aligned: Aligned) -> Tuple[FirstPass, Esti
     from .. import midi as midimod
     from ..nmf import note_spectra
 
-    insts = aligned.midi.instruments
+    insts = aligned.sounding.instruments
     parts_notes = aligned.parts_notes()
     percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(aligned.programs, insts)]
     n_parts = sum(1 for n in parts_notes if len(n))
