@@ -44,3 +44,13 @@ def test_a_bass_written_an_octave_up_is_heard_an_octave_down():
     assert aligned.target_notes()[:, 2].tolist() == [n.pitch for n in pm.instruments[0].notes]
     assert [n.pitch for n in aligned.midi.instruments[0].notes] == [n.pitch for n in written_up.instruments[0].notes]
     assert np.array_equal(aligned.parts_notes()[1], Aligned(pm, 0, [33, 0]).parts_notes()[1])
+
+
+def test_a_part_is_never_moved_up_an_octave():
+    """An octave up cannot be told from a low part's second harmonic: written down, it stays."""
+    pm, mix = _song()
+    feats = mixture_features(mix, SR, 0.0, AlignSettings())
+    written_down = copy.deepcopy(pm)
+    for note in written_down.instruments[0].notes:
+        note.pitch -= 12
+    assert octave_shifts(written_down, feats, AlignSettings(octave_margin=0.5)) == {}

@@ -1,8 +1,9 @@
 """Does a part sound at the pitches its MIDI writes? Bass parts are often written an octave
-above where they sound (as bass guitar and double bass are notated), some patches and
-transcriptions sit an octave off the other way. A template an octave off separates nothing, so
-the aligned notes of each part are compared with the recording's pitch salience as written and an
-octave either way (settings.octave_*)."""
+above where they sound (as bass guitar and double bass are notated), and a template an octave off
+separates nothing: the aligned notes of each part are compared with the recording's pitch
+salience as written and an octave down (settings.octave_*). Only down: an octave up is not told
+apart from a low instrument's strong second harmonic (the bench's synthetic bassoon, written where
+it sounds, reads 1.20 an octave up)."""
 from __future__ import annotations
 
 from typing import Dict
@@ -12,7 +13,7 @@ import numpy as np
 from ..config.align import AlignSettings
 from .features import N_PITCH, PITCH_LO, MixFeatures
 
-SHIFTS = (-12, 12)
+SHIFTS = (-12,)
 
 
 def note_salience(notes: np.ndarray, feats: MixFeatures, shift: int = 0) -> float:
@@ -32,11 +33,11 @@ def note_salience(notes: np.ndarray, feats: MixFeatures, shift: int = 0) -> floa
 
 
 def octave_shifts(pm, feats: MixFeatures, settings: AlignSettings) -> Dict[int, int]:
-    """{part index: semitones (-12 or +12)} for the pitched parts of the aligned ``pm`` (audio
-    time) that sound an octave from their notes: at least settings.octave_min_notes notes, whose
-    salience an octave away exceeds that as written by the factor settings.octave_margin (on the
-    bench's chamber and band songs, parts written where they sound reach at most 1.03 an octave
-    down and 1.10 up; basses written an octave up 1.19 and 1.34)."""
+    """{part index: -12} for the pitched parts of the aligned ``pm`` (audio time) that sound an
+    octave below their notes: at least settings.octave_min_notes notes, whose salience an octave
+    down exceeds that as written by the factor settings.octave_margin (on the bench's chamber and
+    band songs' true MIDI, parts written where they sound reach at most 1.03; basses written an
+    octave up 1.19 and 1.34)."""
     from ..midi import notes_array
 
     out: Dict[int, int] = {}

@@ -22,9 +22,9 @@ class AlignSettings:
     # Place note-ons before the onsets heard in the recording by the instruments' attack time
     # (align.attack.ATTACK_LAG_MS), so that the aligned MIDI, rendered, sounds in time with the recording.
     compensate_attack: bool = True
-    # A part whose notes sound an octave from where its MIDI writes them (a bass written an octave
+    # A part whose notes sound an octave below where its MIDI writes them (a bass written an octave
     # up, as bass guitar is notated) is separated at the pitch it sounds (align/octave.py): when
-    # the recording's pitch salience over its aligned notes an octave away beats that as written by
+    # the recording's pitch salience over its aligned notes an octave down beats that as written by
     # this factor, for parts of at least octave_min_notes notes. The bench's band bass, given its
     # MIDI an octave down with the true alignment: -0.48 -> 6.81 dB SI-SDR.
     octave_check: bool = True

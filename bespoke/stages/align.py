@@ -80,8 +80,8 @@ def _octave_shifts(ctx: Context, pm, feats) -> dict:
     for i, k in shifts.items():
         name = pm.instruments[i].name
         label = f"#{i}" + (f" {quoted(name)}" if str(name or "").strip() else "")
-        ctx.warn(f"part {label} sounds an octave {'below' if k < 0 else 'above'} its MIDI notes (as bass parts "
-                 "are often written): it is separated at the pitch it sounds")
+        ctx.warn(f"part {label} sounds an octave below its MIDI notes (as bass parts are often written): "
+                 "it is separated at the pitch it sounds")
     return shifts
 
 
