@@ -53,4 +53,5 @@ def test_a_part_is_never_moved_up_an_octave():
     written_down = copy.deepcopy(pm)
     for note in written_down.instruments[0].notes:
         note.pitch -= 12
-    assert octave_shifts(written_down, feats, AlignSettings(octave_margin=0.5)) == {}
+    assert octave_shifts(written_down, feats, AlignSettings()) == {}
+    assert 12 not in octave_shifts(written_down, feats, AlignSettings(octave_margin=0.1)).values()
