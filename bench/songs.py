@@ -330,23 +330,19 @@ def load_song(name: str, targets: Optional[Sequence[str]] = None, log=print) -> 
     """The song ``name`` (rendered on first use), with ``targets`` (names or indices) replacing
     its default targets. None (with a note) when the real data are absent."""
     song = None
-    for spec in REAL:
-        if spec.name == name:
-            song = _real_song(spec)
-            if song is None:
-                log(f"skipping {name}: TRIOS data not found at {trios_root() / spec.folder} "
-                    "(put shared/data/trios beside the repository or set BESPOKE_TRIOS)")
-                return None
+    # songs read from ../shared: (specs, loader, data root, its name, its variable)
+    shared = ((REAL, _real_song, trios_root, "TRIOS", "trios"), (BAND, _slakh_song, slakh_root, "Slakh", "slakh"))
+    for specs, loader, root, what, folder in shared:
+        for spec in specs:
+            if spec.name == name:
+                song = loader(spec)
+                if song is None:
+                    log(f"skipping {name}: {what} data not found at {root() / spec.folder} "
+                        f"(put shared/data/{folder} beside the repository or set BESPOKE_{folder.upper()})")
+                    return None
     for spec in SYNTH:
         if spec.name == name:
             song = _synth_song(spec, log=log)
-    for spec in BAND:
-        if spec.name == name:
-            song = _slakh_song(spec)
-            if song is None:
-                log(f"skipping {name}: Slakh data not found at {slakh_root() / spec.folder} "
-                    "(put shared/data/slakh beside the repository or set BESPOKE_SLAKH)")
-                return None
     if song is None:
         raise SystemExit(f"unknown song {name!r}")
     if targets:
