@@ -295,3 +295,20 @@ def test_tempo_prior_follows_a_tempo_change():
     assert np.allclose(on, score_on)
     err = np.abs(t - true_on)
     assert np.max(err) <= 0.03, np.round(err, 3)
+
+
+def test_tempo_penalty_forgives_the_candidates_spacing():
+    """The note-level search places onsets on candidates ``step`` frames apart, so an interval's
+    length is known to a step only: a length within a step of the tempo's is not penalised (on a
+    dense band score, ~10 onsets a second on 30-ms steps, the quantisation's penalties once
+    outweighed a path a bar off), while one two steps off still is."""
+    from bespoke.align.tempo import _interval_penalty
+
+    settings = AlignSettings()
+    step_s = settings.dp_step * 0.01
+    du, log_tempo = 0.1, np.array([0.0])                      # a 100-ms interval at the score's tempo
+    lengths = np.array([0.1 - 0.9 * step_s, 0.1 + 0.9 * step_s, 0.1 + 2.5 * step_s, 0.1 - 2.5 * step_s])
+    pen = _interval_penalty(lengths, du, log_tempo, settings, slack=settings.dp_slack * step_s)[:, 0]
+    assert np.all(pen[:2] == 0.0), pen
+    assert np.all(pen[2:] > 0.0), pen
+    assert pen[3] > pen[2]                                     # faster than the tempo costs more than slower

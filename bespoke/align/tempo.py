@@ -216,7 +216,8 @@ def _best_intervals(i: int, cost_after_change: np.ndarray, cands: _Candidates, o
     max_steps = int(math.ceil((settings.dp_max_hold * du * math.exp(log_tempo[-1]) + settings.dp_max_hold_s)
                               / (per * step)))
     max_steps = max(1, min(max_steps, n_cand + shift - 1))
-    tempo_penalty = _interval_penalty(np.arange(1, max_steps + 1) * step * per, du, log_tempo, settings)
+    tempo_penalty = _interval_penalty(np.arange(1, max_steps + 1) * step * per, du, log_tempo, settings,
+                                      slack=settings.dp_slack * step * per)
     interval_best = np.full((n_cand, len(log_tempo)), np.float32(np.inf), np.float32)
     best_steps = np.zeros((n_cand, len(log_tempo)), np.int16)
     for dd in range(1, max_steps + 1):
@@ -251,10 +252,16 @@ def _interval_presence(i: int, cands: _Candidates, act_w: np.ndarray, model: Cos
     return cumsum[frames[i] - j0], cumsum[frames[i + 1] - j0]
 
 
-def _interval_penalty(seconds: np.ndarray, du: float, log_tempo: np.ndarray, settings: AlignSettings) -> np.ndarray:
+def _interval_penalty(seconds: np.ndarray, du: float, log_tempo: np.ndarray, settings: AlignSettings,
+                      slack: float = 0.0) -> np.ndarray:
     """``(n_lengths, n_tempo)`` float32: dp_lambda * rho(x), x the log of each interval length
-    ``seconds`` ``(n_lengths,)`` over the score's ``du`` s at each tempo (see note_dp_times)."""
-    x = np.log(seconds)[:, None] - (log_tempo[None, :] + math.log(du))
+    ``seconds`` ``(n_lengths,)`` over the score's ``du`` s at each tempo (see note_dp_times), the
+    lengths known to within +- ``slack`` s (the candidates' spacing: an onset is anywhere in its
+    step), so x is the smallest departure any length in that range gives."""
+    target = log_tempo[None, :] + math.log(du)
+    x_short = np.log(seconds + slack)[:, None] - target       # the longest the interval may be
+    x_long = np.log(np.maximum(seconds - slack, 1e-4))[:, None] - target
+    x = np.where(x_short < 0, x_short, np.where(x_long > 0, x_long, 0.0))
     return (settings.dp_lambda * np.where(x > 0, settings.dp_stretch * x, -x)).astype(np.float32)
 
 
