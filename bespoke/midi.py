@@ -235,12 +235,20 @@ def score_span(pm) -> tuple:
 def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the MIDI") -> None:
     """An InputError when the score's notes and the recording's sound last more than
     ``max_ratio`` times longer one than the other (0 disables): a MIDI of something else, or
-    of a whole album for one track. ``audio_span``: (start, end) seconds holding sound."""
+    of a whole album for one track. ``audio_span``: (start, end) seconds holding sound.
+
+    A MIDI of one part is never refused as shorter: a part often plays only a section (a solo, a
+    verse), and the alignment's confidence judges it. A score shorter than the recording is
+    measured from its time 0 (a part keeps its place in the song), a longer one by its notes."""
     if not max_ratio:
         return
     s0, s1 = score_span(pm)
     a0, a1 = audio_span
-    ls, la = max(s1 - s0, 1e-3), max(a1 - a0, 1e-3)
+    la = max(a1 - a0, 1e-3)
+    ls = max(s1 - s0, 1e-3) if s1 - s0 > la else max(s1, 1e-3)
+    pitched = [inst for inst in pm.instruments if inst.notes and not getattr(inst, "is_drum", False)]
+    if ls < la and len(pitched) <= 1:
+        return
     ratio = max(ls / la, la / ls)
     if ratio > max_ratio:
         longer = "longer" if ls > la else "shorter"

@@ -148,9 +148,13 @@ def test_duration_check_names_both_lengths():
             self.start, self.end = s, e
 
     class FakeInst:
+        is_drum = False
         notes = [FakeNote(1.0, 2.0), FakeNote(3.0, 61.0)]
 
     class FakePM:
+        instruments = [FakeInst(), FakeInst()]
+
+    class OnePart:
         instruments = [FakeInst()]
 
     check_duration(FakePM(), (0.0, 45.0), 2.0)          # 60 s of score, 45 s of sound: fine
@@ -159,6 +163,10 @@ def test_duration_check_names_both_lengths():
     with pytest.raises(InputError, match=r"times shorter"):
         check_duration(FakePM(), (0.0, 300.0), 2.0)
     check_duration(FakePM(), (0.0, 300.0), 0.0)         # 0: the check is off (--force)
+    # one part that plays a minute of a five-minute song (a solo): the confidence judges it
+    check_duration(OnePart(), (0.0, 300.0), 2.0)
+    with pytest.raises(InputError, match=r"times longer"):    # but never a part longer than the song
+        check_duration(OnePart(), (5.0, 20.0), 2.0)
 
 
 def test_info_lists_parts_as_a_table_and_as_json(tmp_path, capsys):
