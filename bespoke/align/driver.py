@@ -49,9 +49,8 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     score = ScoreFeatures(notes, settings)
     fr = _Frame(feats, score.t0, max(score.t1 - score.t0, 1.0 / feats.rate), settings)
     factors = _level_factors(fr)
-    r, c, k, dist, coarse = _global_level(score, factors[0], fr)
+    r, c, k, dist, coarse, (confidence, null, evidence) = _global_level(score, factors[0], fr)
     coarse_path = np.stack([fr.s0 + (r + 0.5) * coarse.s_period, (c + 0.5) * coarse.a_period], axis=1)
-    confidence, null, evidence = _confidence(notes, dist, factors[0], k, fr)
     levels = [{"factor": factors[0], "rows": coarse.n_rows, "cols": coarse.n_cols, "cells": int(coarse.largest)}]
     r, c, finest, finer = _finer_levels(r, c, coarse, factors[1:], score, k, fr)
     levels += finer
@@ -106,35 +105,61 @@ def _coarse_dtw(model: CostModel, settings: AlignSettings) -> Tuple[np.ndarray, 
 
 def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, float, float, CostModel]:
     """The global DTW: first at the score's own tempo, to learn the recording's average tempo
-    ratio k, then again with the score at that tempo, preferring the diagonal. Returns the path
-    (rows, cols), k, the path's cost and the level's CostModel."""
+    ratio k, then again with the score at that tempo, preferring the diagonal. Where the evidence
+    is weak (a quiet part alone in a band), the first search may cram the score into a stretch of
+    the recording (skipping audio is cheaper than matching it to nothing): the ratio of the
+    recording's length to the score's is then tried too, and the tempo whose path stands further
+    above its null (see _confidence) kept. Returns the path (rows, cols), k, the path's cost, the
+    level's CostModel and the confidence figures."""
     settings = fr.settings
     model = _level_model(score, f0, 1.0, fr)
     if model.n_cols < 2:
         raise AlignmentError("the recording is too short to align")
     r, c, _ = coarse_dtw(model, settings.skip_cost, 1.0)
     k_min, k_max = settings.tempo_ratio_range
-    k = float(np.clip(((c[-1] - c[0] + 1) * model.a_period) / fr.span, k_min, k_max))
-    model = _level_model(score, f0, k, fr)
-    r, c, dist = _coarse_dtw(model, settings)
-    return r, c, k, dist, model
+    k_path = float(np.clip(((c[-1] - c[0] + 1) * model.a_period) / fr.span, k_min, k_max))
+    k_length = float(np.clip(model.n_cols * model.a_period / (fr.s0 + fr.span), k_min, k_max))
+    candidates = [k_path]
+    if settings.tempo_from_length and abs(math.log(k_length / k_path)) > math.log(settings.tempo_from_length):
+        candidates.append(k_length)
+    best = None
+    for k in candidates:
+        model = _level_model(score, f0, k, fr)
+        r, c, dist = _coarse_dtw(model, settings)
+        conf = _confidence(score.notes, dist, f0, k, fr)
+        if best is None or conf[2] > best[-1][2]:
+            best = (r, c, k, dist, model, conf)
+    return best
 
 
 def _confidence(notes: np.ndarray, dist: float, f0: int, k: float, fr: _Frame) -> Tuple[float, float, float]:
-    """The global search again with the score transposed by each of ``null_shifts`` (music that is
-    not in the recording): (confidence in [0, 1], the nulls' mean cost, the evidence
-    (null - dist) / null that the logistic squashes)."""
+    """The global search again with the score transposed by each of ``null_shifts`` semitones
+    (music that is not in the recording, with the score's own rhythm and density): (confidence in
+    [0, 1], the nulls' mean cost, the evidence z: how many of the nulls' standard deviations the
+    path's cost lies below their mean). The confidence is the larger of two logistics: of z
+    (conf_center, conf_scale), which holds for a quiet part in a dense band mix whose costs all
+    sit near 1, and of the path's cost as a share below the tritone null's (share_center,
+    share_scale), which holds for a chamber part whose nulls happen to spread wide."""
     settings = fr.settings
+    shifts = list(settings.null_shifts)
     nulls = []
-    for shift in settings.null_shifts:
+    for shift in shifts:
         moved = notes.copy()
         moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12,
                                moved[:, 2] + shift)
         nulls.append(_coarse_dtw(_level_model(ScoreFeatures(moved, settings), f0, k, fr), settings)[2])
     null = float(np.mean(nulls)) if nulls else 1.0
-    evidence = (null - dist) / max(null, 1e-6)
-    confidence = float(1.0 / (1.0 + math.exp(-(evidence - settings.conf_center) / settings.conf_scale)))
-    return confidence, null, evidence
+    spread = float(np.std(nulls, ddof=1)) if len(nulls) > 2 else 0.05 * null
+    z = (null - dist) / max(spread, 1e-4 * null, 1e-9)
+    tritone = nulls[shifts.index(6)] if 6 in shifts else null
+    share = (tritone - dist) / max(tritone, 1e-6)
+    confidence = max(_logistic(z, settings.conf_center, settings.conf_scale),
+                     _logistic(share, settings.share_center, settings.share_scale))
+    return confidence, null, z
+
+
+def _logistic(x: float, center: float, scale: float) -> float:
+    return float(1.0 / (1.0 + math.exp(-max(min((x - center) / scale, 50.0), -50.0))))
 
 
 def _banded(model: CostModel, lo: np.ndarray, hi: np.ndarray, settings: AlignSettings) -> Tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,9 @@ class AlignSettings:
     coarse_rate: float = 10.0        # frames per second of the global DTW at most
     tempo_ratio_range: Tuple[float, float] = (0.25, 4.0)   # the recording's average tempo over the
                                      #   score's, as the first global DTW measures it, clipped to this
+    # Where the recording's length over the score's end differs from that first measure by more
+    # than this factor, that ratio is tried too (driver._global_level); 0: never.
+    tempo_from_length: float = 1.3
     coarse_cells: float = 4e6        # cells of the global DTW's matrix at most
     level_ratio: int = 10            # frame-rate ratio between successive levels
     radius_frames: float = 3.0       # band half-width, in frames of the level above
@@ -60,9 +63,23 @@ class AlignSettings:
     z_scale: float = 3.0             # cost = 1 - tanh(z / z_scale)
     hv_weight: float = 1.5           # weight of horizontal/vertical DTW steps (diagonal: 2)
     hv_weight_coarse: float = 1.5    # ... in the global DTW
-    null_shifts: Tuple[int, ...] = (6,)   # transpositions (semitones) of the score that serve as "wrong MIDI"
-    conf_center: float = 0.045       # confidence = logistic((evidence - center) / scale), evidence =
-    conf_scale: float = 0.01         #   (null cost - path cost) / null cost
+    # The confidence: the global search is run again with the score transposed by each of
+    # null_shifts semitones (the score's rhythm, other pitches). Two measures, the larger kept:
+    # z = how many of those nulls' standard deviations the right path's cost lies below their
+    # mean, logistic((z - conf_center) / conf_scale); and the share by which it lies below the
+    # tritone null's cost, logistic((share - share_center) / share_scale) (the only measure
+    # before). Calibrated on right and wrong pairs (another piece's MIDI cut to the same length):
+    # 8 chorales, 2 TRIOS pieces, 2 Slakh band songs, full scores and single parts (every pitched
+    # part of the band songs). z: chamber right pairs >= 3.75, band right >= 3.75 but for 4 of 15
+    # single parts (two distorted guitars 2.3 and 2.6, a xylophone sounding an octave off, an
+    # 18-note electric piano), wrong pairs <= 2.58; the share alone refused 8 of the 15 band parts
+    # (a quiet part in a dense mix: its costs all sit near 1) but holds chamber parts whose nulls
+    # spread wide (a chorale's alto: z 2.45, share 0.057).
+    null_shifts: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+    conf_center: float = 3.1
+    conf_scale: float = 0.25
+    share_center: float = 0.045
+    share_scale: float = 0.01
     max_squeeze: int = 2             # >= 2: the score may advance at most this many frames per audio frame
                                      #   (no lone score steps) below the global level; 0: free
     squeeze_coarse: bool = True      # ... and in the global DTW at the recording's tempo (and its null)
