@@ -139,7 +139,8 @@ def synth_cases(songs, modes, seed=0) -> List[Case]:
 
 
 def band_cases(modes) -> List[Case]:
-    """The bench's band songs: the de-aligned score.mid it gives bespoke, and each pitched target alone."""
+    """The bench's band songs: the de-aligned score.mid it gives bespoke, and each pitched part alone
+    (every one, not only the bench's targets)."""
     import pretty_midi
 
     from bench import songs as songmod
@@ -158,7 +159,7 @@ def band_cases(modes) -> List[Case]:
         score, truth = midi.load_midi(song.score), midi.load_midi(song.truth)
         if "single" in modes:
             span = au.active_span(mix, 22050)
-            for k in song.targets:
+            for k in range(len(song.part_names)):
                 if song.drums[k]:
                     continue
                 pm = pretty_midi.PrettyMIDI(initial_tempo=120)
@@ -227,8 +228,8 @@ def summary(errs, signed=None) -> dict:
 
 def table(rows: List[dict], title: str) -> str:
     out = [f"### {title}", "",
-           "| set | split | mode | song | part | notes | median ms | <=50 ms % | <=100 ms % | signed median ms | s per min audio |",
-           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+           "| set | split | mode | song | part | notes | median ms | <=50 ms % | <=100 ms % | signed median ms | s per min audio | confidence |",
+           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     keys = []
     for r in rows:
         k = (r["set"], r["split"], r["mode"], r["song"], r["part"])
@@ -239,10 +240,12 @@ def table(rows: List[dict], title: str) -> str:
         s = summary([r["err"] for r in rs], [r["signed"] for r in rs])
         spm = np.mean([r["seconds"] / r["minutes"] for r in rs])
         out.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | {s['n']} | {s['median_ms']:.0f} | "
-                   f"{s['w50']:.1f} | {s['w100']:.1f} | {s['signed_ms']:+.0f} | {spm:.2f} |")
-    out += ["", "Pooled (every note of every target):", "",
-            "| set | split | mode | notes | median ms | <=50 ms % | <=100 ms % | s per min audio |",
-            "|---|---|---|---:|---:|---:|---:|---:|"]
+                   f"{s['w50']:.1f} | {s['w100']:.1f} | {s['signed_ms']:+.0f} | {spm:.2f} | "
+                   f"{np.min([r['confidence'] for r in rs]):.2f} |")
+    out += ["", "Pooled (every note of every target); accepted: the alignments whose confidence reaches "
+            "min_confidence (the tool goes on without --force), of all:", "",
+            "| set | split | mode | notes | median ms | <=50 ms % | <=100 ms % | s per min audio | accepted |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     groups = []
     for r in rows:
         for g in [(r["set"], r["split"], r["mode"]), (r["set"], "all", r["mode"]), ("all", "all", r["mode"]),
@@ -256,13 +259,37 @@ def table(rows: List[dict], title: str) -> str:
         # time per minute: once per alignment (full-score rows share one alignment)
         al = {(r["set"], r["song"], r["mode"], r["seed"], r["part"] if r["mode"] == "single" else ""): r for r in rs}
         spm = sum(r["seconds"] for r in al.values()) / sum(r["minutes"] for r in al.values())
+        ok = sum(r["confidence"] >= _min_confidence() for r in al.values())
         out.append(f"| {g[0]} | {g[1]} | {g[2]} | {s['n']} | {s['median_ms']:.0f} | {s['w50']:.1f} | {s['w100']:.1f} | "
-                   f"{spm:.2f} |")
+                   f"{spm:.2f} | {ok} / {len(al)} |")
     return "\n".join(out)
 
 
-def confidence_pairs(quick: bool) -> str:
-    """Confidence of right pairs against wrong pairs (audio of one piece, MIDI of another)."""
+def _min_confidence() -> float:
+    from bespoke.config import Settings
+
+    return (SETTINGS or Settings()).align.min_confidence
+
+
+def _band_songs() -> list:
+    """The bench's band songs as (name, mono mix at 22050 Hz, 22050, the de-aligned score)."""
+    from bench import songs as songmod
+    from bespoke import audio as au
+    from bespoke import midi
+
+    out = []
+    for spec in songmod.BAND:
+        song = songmod.load_song(spec.name, log=lambda m: print(f"({m})", file=sys.stderr))
+        if song is not None:
+            a = au.load_audio(song.mix)
+            out.append((song.name, au.resample(a.mono(), a.sr, 22050), 22050, midi.load_midi(song.score)))
+    return out
+
+
+def confidence_pairs(quick: bool, band: bool = False) -> str:
+    """Confidence of right pairs against wrong pairs (audio of one piece, MIDI of another); with
+    ``band``, also the band songs against each other's scores, the full score and each pitched
+    part alone (right pairs too)."""
     from align_songs import make_song
 
     from bespoke import audio as au
@@ -284,29 +311,41 @@ def confidence_pairs(quick: bool) -> str:
                 inst.program = prog
                 pm.instruments.append(inst)
             songs.append((song, au.resample(a.mono(), a.sr, 22050), 22050, pm))
+    groups = [songs] + ([_band_songs()] if band else [])
     right, wrong = [], []
     lines = ["### Confidence: right MIDI against wrong MIDI", "",
              "| audio | MIDI | parts | confidence |", "|---|---|---|---:|"]
     import pretty_midi
 
-    for i, (name, mix, sr, pm) in enumerate(songs):
-        j = (i + 1) % len(songs)
-        for which, (mname, mpm) in (("right", (name, pm)), ("wrong", (songs[j][0], songs[j][3]))):
-            for sub in ("full", "single"):
-                x = copy.deepcopy(mpm)
-                if sub == "single":
-                    x.instruments = [x.instruments[0]]
-                # The other piece's MIDI cut to the recording's length, and the duration check
-                # off: this measures the confidence figure alone, on pieces of similar length.
-                dur = len(mix) / sr
-                for inst in x.instruments:
-                    inst.notes = [n for n in inst.notes if n.start < dur]
-                _, al, _ = run_aligner(mix, sr, x, _no_duration_check())
-                (right if which == "right" else wrong).append(al.confidence)
-                lines.append(f"| {name} | {mname} ({which}) | {sub} | {al.confidence:.3f} |")
+    for group in groups:
+        for i, (name, mix, sr, pm) in enumerate(group):
+            j = (i + 1) % len(group)
+            for which, (mname, mpm) in (("right", (name, pm)), ("wrong", (group[j][0], group[j][3]))):
+                for sub, x in _pair_midis(mpm, len(mix) / sr, every_part=group is not songs):
+                    _, al, _ = run_aligner(mix, sr, x, _no_duration_check())
+                    (right if which == "right" else wrong).append(al.confidence)
+                    lines.append(f"| {name} | {mname} ({which}) | {sub} | {al.confidence:.3f} |")
     lines += ["", f"right pairs: min {min(right):.3f}, median {np.median(right):.3f}; "
               f"wrong pairs: max {max(wrong):.3f}, median {np.median(wrong):.3f}"]
     return "\n".join(lines)
+
+
+def _pair_midis(pm, dur: float, every_part: bool) -> list:
+    """[(label, MIDI)] of a confidence pair: the full score and its first part alone (``every_part``:
+    each pitched part alone), cut to the recording's length ``dur`` (the duration check is off:
+    this measures the confidence figure alone, on pieces of similar length)."""
+    out = []
+    pitched = [k for k, inst in enumerate(pm.instruments) if not inst.is_drum and inst.notes]
+    for sub, k in [("full", None)] + [("single" if not every_part else f"single {pm.instruments[k].name.strip()}", k)
+                                     for k in (pitched if every_part else pitched[:1])]:
+        x = copy.deepcopy(pm)
+        if k is not None:
+            x.instruments = [x.instruments[k]]
+        for inst in x.instruments:
+            inst.notes = [n for n in inst.notes if n.start < dur]
+        if any(inst.notes for inst in x.instruments if not inst.is_drum):
+            out.append((sub, x))
+    return out
 
 
 def long_input(minutes: float) -> str:
@@ -411,7 +450,7 @@ def main(argv=None):
             json.dump([{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for r in rows], f)
     if not args.no_confidence:
         print()
-        print(confidence_pairs(args.quick))
+        print(confidence_pairs(args.quick, band="band" in sets))
     if args.long:
         print()
         print(long_input(args.long))

@@ -145,6 +145,9 @@ def test_a_single_part_pools_the_masks_its_own_way():
     one = ensemble_masks(net, g24, one_part, s)
     assert one["pool"] == s.ensemble_pool_one_part
     assert [f[2] for f in one["factors"]] == [s.ensemble_one_part, 1 - s.ensemble_one_part]
+    band = ensemble_masks(net, g24, FirstPass(nmf, g36, one_part=False, drums=True), s)
+    assert [f[2] for f in band["factors"]] == [s.ensemble_drums, 1 - s.ensemble_drums]
+    assert s.ensemble_drums > s.ensemble      # the NMF has no model of drums: the network weighs more
     s = dataclasses.replace(s, ensemble=1.0, ensemble_one_part=0.0)
     assert ensemble_masks(net, g24, full_score, s)["factors"][0][0] is net
     assert ensemble_masks(net, g24, one_part, s)["factors"][0][0] is nmf
@@ -287,3 +290,26 @@ def test_the_factorisation_runs_on_a_gpu():
     gpu = score_nmf(V, parts, grid, 0.0, NMFSettings(), tie=tie, device="cuda")
     assert isinstance(gpu.masks, np.ndarray) and gpu.masks.shape == cpu.masks.shape
     assert np.abs(gpu.masks - cpu.masks).max() < 1e-2
+
+
+def test_the_first_pass_says_whether_the_score_has_drums(tiny_song):
+    """The nmf stage records whether the score holds a drum part with notes (it changes the pool)."""
+    import pretty_midi
+    import soundfile as sf
+    from conftest import make_score
+
+    from bespoke.audio import Audio
+    from bespoke.config import Settings
+    from bespoke.pipeline import run
+
+    audio = Audio.from_array(sf.read(tiny_song / "mix.wav", dtype="float32")[0], SR)
+    seen = {}
+    for with_drums in (False, True):
+        pm = make_score()
+        if with_drums:
+            kit = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
+            kit.notes = [pretty_midi.Note(100, 36, t, t + 0.1) for t in np.arange(0.5, 7.5, 0.5)]
+            pm.instruments.append(kit)
+        state = run(audio, pm, 0, Settings(seed=0).replace(align={"enabled": False}), until="nmf")
+        seen[with_drums] = state.values["first_pass"].drums
+    assert seen == {False: False, True: True}

@@ -114,11 +114,13 @@ class Aligned:
 @dataclass
 class FirstPass:
     """The score-informed NMF's mask of the target, ``(grid.n_log, n_frames)`` on its own ``grid``,
-    and whether the score held one part only (which changes how the masks are pooled)."""
+    whether the score held one part only and whether it has a drum part with notes (both change
+    how the masks are pooled: config.SeparateSettings)."""
 
     mask: np.ndarray
     grid: Grid
     one_part: bool
+    drums: bool = False
 
 
 @dataclass

@@ -68,4 +68,5 @@ def nmf(ctx: Context, rec: Recording, aligned: Aligned) -> Tuple[FirstPass, Esti
     tie = [None if drum else int(p) for p, drum in zip(aligned.programs, drums)] if cfg.tie else None
     mask, target, rest = factorise(rec.mix, grid, parts_notes, aligned.target_index, rec.tuning, cfg, ctx.seed,
                                    percussive, timbres, tie, ctx.device)
-    return FirstPass(mask=mask, grid=grid, one_part=n_parts <= 1), Estimates(target=target, rest=rest)
+    has_drums = any(drum and len(n) for drum, n in zip(drums, parts_notes))
+    return FirstPass(mask=mask, grid=grid, one_part=n_parts <= 1, drums=has_drums), Estimates(target=target, rest=rest)

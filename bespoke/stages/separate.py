@@ -12,11 +12,13 @@ def ensemble_masks(net_mask: np.ndarray, grid, first: FirstPass, settings: Separ
     """The stem's mask as separate.apply_masks arguments (``factors``, ``pool``, ``sharpness``):
     the network's mask ``(grid.n_log, n_frames)`` and the NMF's (``first.mask``,
     ``(first.grid.n_log, n_frames)``) pooled by settings.ensemble_pool with the network's weight
-    settings.ensemble, or for a score of one part (``first.one_part``) by
-    settings.ensemble_pool_one_part with weight settings.ensemble_one_part (see
+    settings.ensemble (settings.ensemble_drums where the score has a drum part), or for a score of
+    one part (``first.one_part``) by settings.ensemble_pool_one_part with weight
+    settings.ensemble_one_part (see
     config.SeparateSettings), on the output's STFT bins (each mask keeps its own grid's detail).
     A weight of 1 or 0 gives one method's mask as it is."""
-    weight = float(settings.ensemble_one_part if first.one_part else settings.ensemble)
+    weight = float(settings.ensemble_one_part if first.one_part
+                   else settings.ensemble_drums if getattr(first, "drums", False) else settings.ensemble)
     pool = settings.ensemble_pool_one_part if first.one_part else settings.ensemble_pool
     if weight >= 1.0:
         return dict(factors=[(net_mask, grid, 1.0)])
