@@ -18,7 +18,7 @@ help:
 	@echo "make bench-quick  a subset of the benchmark -> bench/RESULTS-quick.md (under 5 min)"
 	@echo "make bench-ablation  what each ingredient gives -> bench/ABLATION.md (~30 min; make bench inlines it)"
 	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~10 min)"
-	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~13 min)"
+	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~20 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
