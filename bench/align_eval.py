@@ -13,8 +13,7 @@ Sets:
   band   the Slakh excerpts of bench/songs.py (BAND; read from $BESPOKE_SLAKH, default
          ../shared/data/slakh; Slakh2100-redux, CC BY 4.0, drums rendered with the AVL Drumkits
          "Red Zeppelin" kit): the full score.mid, de-aligned exactly as `python -m bench.run` gives
-         it, and each pitched bench target's part alone (not a drum part, which cannot be
-         aligned alone, nor a part the tool refuses alone as far shorter than the recording).
+         it, and each pitched part alone (not a drum part, which cannot be aligned alone).
          Not in the default --sets: ask for it with --sets trios,synth,band.
   Each set is aligned with single-part MIDI (each part alone, with its real GM program) and
   with the full score (all parts, real programs; the figures are over every part's notes).
@@ -143,19 +142,13 @@ def band_cases(modes) -> List[Case]:
     (every one, not only the bench's targets)."""
     import pretty_midi
 
-    from bench import songs as songmod
     from bespoke import audio as au
     from bespoke import midi
     from bespoke.config import Settings
     from bespoke.errors import InputError
 
     out = []
-    for spec in songmod.BAND:
-        song = songmod.load_song(spec.name, log=lambda m: print(f"({m})", file=sys.stderr))
-        if song is None:
-            continue
-        a = au.load_audio(song.mix)
-        mix = au.resample(a.mono(), a.sr, 22050)
+    for song, mix in _band_songs():
         score, truth = midi.load_midi(song.score), midi.load_midi(song.truth)
         if "single" in modes:
             span = au.active_span(mix, 22050)
@@ -272,17 +265,16 @@ def _min_confidence() -> float:
 
 
 def _band_songs() -> list:
-    """The bench's band songs as (name, mono mix at 22050 Hz, 22050, the de-aligned score)."""
+    """The bench's band songs that are there, as (bench.songs.Song, its mono mix at 22050 Hz)."""
     from bench import songs as songmod
     from bespoke import audio as au
-    from bespoke import midi
 
     out = []
     for spec in songmod.BAND:
         song = songmod.load_song(spec.name, log=lambda m: print(f"({m})", file=sys.stderr))
         if song is not None:
             a = au.load_audio(song.mix)
-            out.append((song.name, au.resample(a.mono(), a.sr, 22050), 22050, midi.load_midi(song.score)))
+            out.append((song, au.resample(a.mono(), a.sr, 22050)))
     return out
 
 
@@ -311,12 +303,11 @@ def confidence_pairs(quick: bool, band: bool = False) -> str:
                 inst.program = prog
                 pm.instruments.append(inst)
             songs.append((song, au.resample(a.mono(), a.sr, 22050), 22050, pm))
-    groups = [songs] + ([_band_songs()] if band else [])
+    band_songs = [(s.name, mix, 22050, midi.load_midi(s.score)) for s, mix in _band_songs()] if band else []
+    groups = [songs] + ([band_songs] if band_songs else [])
     right, wrong = [], []
     lines = ["### Confidence: right MIDI against wrong MIDI", "",
              "| audio | MIDI | parts | confidence |", "|---|---|---|---:|"]
-    import pretty_midi
-
     for group in groups:
         for i, (name, mix, sr, pm) in enumerate(group):
             j = (i + 1) % len(group)

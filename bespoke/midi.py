@@ -246,7 +246,7 @@ def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the M
     a0, a1 = audio_span
     la = max(a1 - a0, 1e-3)
     ls = max(s1 - s0, 1e-3) if s1 - s0 > la else max(s1, 1e-3)
-    pitched = [inst for inst in pm.instruments if inst.notes and not getattr(inst, "is_drum", False)]
+    pitched = [inst for inst in pm.instruments if inst.notes and not inst.is_drum]
     if ls < la and len(pitched) <= 1:
         return
     ratio = max(ls / la, la / ls)

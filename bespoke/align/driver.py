@@ -103,14 +103,15 @@ def _coarse_dtw(model: CostModel, settings: AlignSettings) -> Tuple[np.ndarray, 
                       settings.max_squeeze if settings.squeeze_coarse else 0)
 
 
-def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, float, float, CostModel]:
+def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, float, float, CostModel,
+                                                                     Tuple[float, float, float]]:
     """The global DTW: first at the score's own tempo, to learn the recording's average tempo
     ratio k, then again with the score at that tempo, preferring the diagonal. Where the evidence
     is weak (a quiet part alone in a band), the first search may cram the score into a stretch of
     the recording (skipping audio is cheaper than matching it to nothing): the ratio of the
     recording's length to the score's is then tried too, and the tempo whose path stands further
-    above its null (see _confidence) kept. Returns the path (rows, cols), k, the path's cost, the
-    level's CostModel and the confidence figures."""
+    above its nulls (the evidence of _confidence) kept. Returns the path (rows, cols), k, the
+    path's cost, the level's CostModel and _confidence's figures at that k."""
     settings = fr.settings
     model = _level_model(score, f0, 1.0, fr)
     if model.n_cols < 2:

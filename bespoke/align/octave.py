@@ -48,8 +48,9 @@ def octave_shifts(pm, feats: MixFeatures, settings: AlignSettings) -> Dict[int, 
             continue
         notes = notes_array(inst)
         written = note_salience(notes, feats, 0)
-        best = max(SHIFTS, key=lambda s: np.nan_to_num(note_salience(notes, feats, s), nan=-1.0))
-        moved = note_salience(notes, feats, best)
+        shifted = {s: note_salience(notes, feats, s) for s in SHIFTS}
+        best = max(SHIFTS, key=lambda s: np.nan_to_num(shifted[s], nan=-1.0))
+        moved = shifted[best]
         if written > 0 and np.isfinite(moved) and moved > settings.octave_margin * written:
             out[i] = best
     return out

@@ -259,9 +259,9 @@ def _interval_penalty(seconds: np.ndarray, du: float, log_tempo: np.ndarray, set
     lengths known to within +- ``slack`` s (the candidates' spacing: an onset is anywhere in its
     step), so x is the smallest departure any length in that range gives."""
     target = log_tempo[None, :] + math.log(du)
-    x_short = np.log(seconds + slack)[:, None] - target       # the longest the interval may be
-    x_long = np.log(np.maximum(seconds - slack, 1e-4))[:, None] - target
-    x = np.where(x_short < 0, x_short, np.where(x_long > 0, x_long, 0.0))
+    x_longest = np.log(seconds + slack)[:, None] - target     # the interval at its longest ...
+    x_shortest = np.log(np.maximum(seconds - slack, 1e-4))[:, None] - target   # ... and shortest
+    x = np.where(x_longest < 0, x_longest, np.where(x_shortest > 0, x_shortest, 0.0))
     return (settings.dp_lambda * np.where(x > 0, settings.dp_stretch * x, -x)).astype(np.float32)
 
 

@@ -14,11 +14,10 @@ def ensemble_masks(net_mask: np.ndarray, grid, first: FirstPass, settings: Separ
     ``(first.grid.n_log, n_frames)``) pooled by settings.ensemble_pool with the network's weight
     settings.ensemble (settings.ensemble_drums where the score has a drum part), or for a score of
     one part (``first.one_part``) by settings.ensemble_pool_one_part with weight
-    settings.ensemble_one_part (see
-    config.SeparateSettings), on the output's STFT bins (each mask keeps its own grid's detail).
-    A weight of 1 or 0 gives one method's mask as it is."""
+    settings.ensemble_one_part (see config.SeparateSettings), on the output's STFT bins (each mask
+    keeps its own grid's detail). A weight of 1 or 0 gives one method's mask as it is."""
     weight = float(settings.ensemble_one_part if first.one_part
-                   else settings.ensemble_drums if getattr(first, "drums", False) else settings.ensemble)
+                   else settings.ensemble_drums if first.drums else settings.ensemble)
     pool = settings.ensemble_pool_one_part if first.one_part else settings.ensemble_pool
     if weight >= 1.0:
         return dict(factors=[(net_mask, grid, 1.0)])
