@@ -316,9 +316,22 @@ def batch(manifest, jobs, overwrite, out_dir, allow_outside, budget, steps, seed
 
 def _on_signal(signum, frame):
     """Ctrl-C and SIGTERM: unwind through the atomic writers, which remove their temporary files.
-    The flag ends the run at the next progress step in case a library swallows the exception."""
+    The flag ends the run at the next progress step in case a library swallows the exception. In a
+    finalizer (a progress bar's __del__ run by the garbage collector) an exception is only printed,
+    traceback and all, and ignored: there the flag alone does the work."""
     _RUN["stop"] = True
+    if _in_finalizer(frame):
+        return
     raise KeyboardInterrupt
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether ``frame`` runs inside an object's ``__del__``."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

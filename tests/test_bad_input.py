@@ -235,3 +235,34 @@ def test_ctrl_c_during_training_leaves_no_file(tiny_song, tmp_path):
     assert err.strip().splitlines()[-1] == "bespoke: error: interrupted; no output was written"
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_inside_a_finalizer_only_sets_the_stop_flag():
+    """Ctrl-C that lands while the garbage collector runs a progress bar's __del__ must not raise
+    there (Python would print that traceback and ignore the exception): the flag stops the run at
+    the next progress step instead. Anywhere else the signal raises KeyboardInterrupt."""
+    import sys
+
+    from bespoke import cli
+
+    seen = {}
+
+    class Bar:
+        def __del__(self):
+            try:
+                cli._on_signal(signal.SIGINT, sys._getframe())
+                seen["raised"] = False
+            except KeyboardInterrupt:
+                seen["raised"] = True
+
+    try:
+        cli._RUN["stop"] = False
+        Bar()                              # collected at once: its __del__ runs here
+        assert seen == {"raised": False} and cli._RUN["stop"]
+        cli._RUN["stop"] = False
+        with pytest.raises(KeyboardInterrupt):
+            cli._on_signal(signal.SIGINT, sys._getframe())
+        with pytest.raises(KeyboardInterrupt):   # and the flagged run stops at its next step
+            cli._check_stop()
+    finally:
+        cli._RUN["stop"] = False
