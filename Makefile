@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 # A pinned CPU build of torch, installed before the rest (a bare "torch" pulls a multi-GB CUDA build).
 TORCH  ?= torch==2.13.0
+# The transcriber of the rest of the recording for one-part MIDI (bespoke/transcribe.py): only its
+# weights are used (run by onnxruntime, the "transcribe" extra); its declared dependencies would
+# pull TensorFlow, hence --no-deps.
+BASIC_PITCH ?= basic-pitch==0.4.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
@@ -31,7 +35,8 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,plot]"
+	$(BIN)/python -m pip install -q -e ".[test,plot,transcribe]"
+	$(BIN)/python -m pip install -q --no-deps "$(BASIC_PITCH)"
 	@touch $@
 
 # the benchmark's own needs: music21's corpus, an independent SI-SDR (fast-bss-eval), a profiler,
@@ -39,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 # samples with FluidR3_GM; bench/RESULTS.md lists which), and FluidR3_GM itself, the soundfont
 # bespoke trains with in the committed results (without it bespoke falls back to TimGM6mb)
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[test,plot,bench]"
+	$(BIN)/python -m pip install -q -e ".[test,plot,transcribe,bench]"
 	@pk=""; \
 	test -e /usr/share/sounds/sf3/MuseScore_General.sf3 || pk="$$pk musescore-general-soundfont"; \
 	test -e /usr/share/sounds/sf2/FluidR3_GM.sf2 || pk="$$pk fluid-soundfont-gm"; \

@@ -71,6 +71,38 @@ class Case:
     truth: List[np.ndarray]   # per part of `score`, the true onsets (s), note for note
     parts: List[str]     # part names evaluated (one per instrument of score)
     seed: int = 0
+    shift: int = 0       # semitones the score was transposed by (the aligner should move it back)
+
+
+# MIDI as users find it (issue 22): each full-score and single-part case again, the score
+# transposed (shifts taken in turn, one per case) or at half or double tempo.
+SHIFTS = (-6, 3, -1, 5, -4, 2, 6, -3, 1, -5, 4, -2)
+DERIVED = ("transposed", "tempo")
+
+
+def derived_cases(cases: List[Case], kinds) -> List[Case]:
+    """Cases made from ``cases`` (their "single" and "full" ones): "transposed", the score moved by
+    SHIFTS (in turn); "tempo", the full score written at half and at double the tempo."""
+    out = []
+    k = 0
+    for c in cases:
+        if "transposed" in kinds:
+            shift = SHIFTS[k % len(SHIFTS)]
+            k += 1
+            pm = copy.deepcopy(c.score)
+            for inst in pm.instruments:
+                if not inst.is_drum:
+                    for n in inst.notes:
+                        n.pitch = int(np.clip(n.pitch + shift, 0, 127))
+            out.append(dataclasses.replace(c, mode=f"{c.mode}, transposed", score=pm, shift=shift))
+        if "tempo" in kinds and c.mode == "full":
+            for factor, name in ((2.0, "half tempo"), (0.5, "double tempo")):
+                pm = copy.deepcopy(c.score)
+                for inst in pm.instruments:
+                    for n in inst.notes:
+                        n.start, n.end = n.start * factor, n.end * factor
+                out.append(dataclasses.replace(c, mode=f"full, {name}", score=pm))
+    return out
 
 
 def _onsets(inst) -> np.ndarray:
@@ -201,12 +233,17 @@ def evaluate_case(c: Case) -> List[dict]:
     n_in = sum(len(i.notes) for i in c.score.instruments)
     n_out = sum(len(i.notes) for i in aligned.instruments)
     assert n_in == n_out, "the aligner dropped notes"
+    # the key: every pitched note back where the untransposed score has it
+    key_ok = all(a.pitch == b.pitch - c.shift for ia, ib in zip(aligned.instruments, c.score.instruments)
+                 if not ib.is_drum for a, b in zip(sorted(ia.notes, key=lambda n: (n.start, n.pitch)),
+                                                    sorted(ib.notes, key=lambda n: (n.start, n.pitch - c.shift))))
+    key_ok = key_ok and int(al.info.get("transpose", 0)) == -c.shift
     for k, name in enumerate(c.parts):
         est = _onsets(aligned.instruments[k])
         err = np.abs(est - c.truth[k])
         rows.append(dict(set=c.set, split=c.split, song=c.song, mode=c.mode, part=name, seed=c.seed,
                          err=err, signed=est - c.truth[k], seconds=el, minutes=len(c.mix) / c.sr / 60.0,
-                         confidence=float(al.confidence)))
+                         confidence=float(al.confidence), key_ok=bool(key_ok), shift=c.shift))
     return rows
 
 
@@ -237,8 +274,8 @@ def table(rows: List[dict], title: str) -> str:
                    f"{np.min([r['confidence'] for r in rs]):.2f} |")
     out += ["", "Pooled (every note of every target); accepted: the alignments whose confidence reaches "
             "min_confidence (the tool goes on without --force), of all:", "",
-            "| set | split | mode | notes | median ms | <=50 ms % | <=100 ms % | s per min audio | accepted |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+            "| set | split | mode | notes | median ms | <=50 ms % | <=100 ms % | s per min audio | accepted | key right |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     groups = []
     for r in rows:
         for g in [(r["set"], r["split"], r["mode"]), (r["set"], "all", r["mode"]), ("all", "all", r["mode"]),
@@ -250,11 +287,13 @@ def table(rows: List[dict], title: str) -> str:
         rs = [r for r in rows if (g[0] in ("all", r["set"])) and (g[1] in ("all", r["split"])) and r["mode"] == g[2]]
         s = summary([r["err"] for r in rs])
         # time per minute: once per alignment (full-score rows share one alignment)
-        al = {(r["set"], r["song"], r["mode"], r["seed"], r["part"] if r["mode"] == "single" else ""): r for r in rs}
+        al = {(r["set"], r["song"], r["mode"], r["seed"], r["part"] if r["mode"].startswith("single") else ""): r
+              for r in rs}
         spm = sum(r["seconds"] for r in al.values()) / sum(r["minutes"] for r in al.values())
         ok = sum(r["confidence"] >= _min_confidence() for r in al.values())
+        key = sum(r.get("key_ok", True) for r in al.values())
         out.append(f"| {g[0]} | {g[1]} | {g[2]} | {s['n']} | {s['median_ms']:.0f} | {s['w50']:.1f} | {s['w100']:.1f} | "
-                   f"{spm:.2f} | {ok} / {len(al)} |")
+                   f"{spm:.2f} | {ok} / {len(al)} | {key} / {len(al)} |")
     return "\n".join(out)
 
 
@@ -397,7 +436,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a subset: fewer songs and seeds")
     ap.add_argument("--sets", default="trios,synth", help="comma-separated: trios, synth, band")
-    ap.add_argument("--modes", default="single,full")
+    ap.add_argument("--modes", default="single,full",
+                    help="single, full, and MIDI as found: transposed (each single and full case transposed), "
+                         "tempo (each full case at half and double tempo); e.g. 'transposed,tempo' alone")
     ap.add_argument("--seeds", type=int, default=3, help="TRIOS de-alignment seeds (0-1 dev, 2+ test)")
     ap.add_argument("--split", default="all", help="dev, test or all")
     ap.add_argument("--no-confidence", action="store_true")
@@ -416,7 +457,9 @@ def main(argv=None):
     over.setdefault("compensate_attack", not args.no_attack_comp)
     base = Settings()
     SETTINGS = dataclasses.replace(base, align=dataclasses.replace(base.align, **over))
-    modes = args.modes.split(",")
+    asked = args.modes.split(",")
+    kinds = [m for m in asked if m in DERIVED]
+    modes = [m for m in asked if m not in DERIVED] or ["single", "full"]
     cases: List[Case] = []
     sets = args.sets.split(",")
     if "trios" in sets:
@@ -427,6 +470,9 @@ def main(argv=None):
         cases += band_cases(modes)
     if args.split != "all":
         cases = [c for c in cases if c.split == args.split]
+    if kinds:
+        derived = derived_cases(cases, kinds)
+        cases = [c for c in cases if c.mode in asked] + derived
     rows = []
     for c in cases:
         rs = evaluate_case(c)

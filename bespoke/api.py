@@ -84,7 +84,7 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
     present in the recording?), so no soundfont is involved; ``program`` (for ``target``) only
     sets the attack-time compensation."""
     from .spectral import estimate_tuning
-    from .stages.align import align_score, check_confidence
+    from .stages.align import align_score, check_confidence, transposition_warning
     from .stages.load import mono_at
 
     pm = _midi(midi)
@@ -98,9 +98,9 @@ def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional
         on_warning(w)
     mono = mono_at(audio, s.grid.sr)
     aligned, al = align_score(mono, s.grid.sr, pm, idx, s, estimate_tuning(mono, s.grid.sr))
-    warning = check_confidence(al, s.align)
-    if warning and on_warning:
-        on_warning(warning)
+    for warning in (check_confidence(al, s.align), transposition_warning(al)):
+        if warning and on_warning:
+            on_warning(warning)
     return aligned, al
 
 

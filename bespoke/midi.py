@@ -271,9 +271,10 @@ def parts_table(pm) -> str:
     return "\n".join(lines)
 
 
-def warp(pm, time_map: Callable[[np.ndarray], np.ndarray]):
+def warp(pm, time_map: Callable[[np.ndarray], np.ndarray], transpose: int = 0):
     """A copy of ``pm`` with every note, pitch bend and control change moved by ``time_map``
-    (a monotonic function of seconds). Every note is kept; none is shorter than 10 ms.
+    (a monotonic function of seconds), and every pitched note by ``transpose`` semitones (kept
+    within 0..127; drum keys stay). Every note is kept; none is shorter than 10 ms.
 
     The copy has a plain 120 bpm tempo map: the warped times are what counts.
     """
@@ -287,8 +288,10 @@ def warp(pm, time_map: Callable[[np.ndarray], np.ndarray]):
             e = np.asarray(time_map(arr[:, 1]), dtype=np.float64)
             s = np.maximum(s, 0.0)
             e = np.maximum(e, s + MIN_NOTE_S)
+            move = 0 if inst.is_drum else int(transpose)
             for n, s_, e_ in zip(inst.notes, s, e):
-                new.notes.append(pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=float(s_), end=float(e_)))
+                pitch = int(np.clip(n.pitch + move, 0, 127))
+                new.notes.append(pretty_midi.Note(velocity=n.velocity, pitch=pitch, start=float(s_), end=float(e_)))
         if inst.pitch_bends:
             t = np.maximum(time_map(np.array([b.time for b in inst.pitch_bends])), 0.0)
             new.pitch_bends = [pretty_midi.PitchBend(b.pitch, float(tt)) for b, tt in zip(inst.pitch_bends, t)]

@@ -43,9 +43,14 @@ def bad(tiny_song, tmp_path_factory):
     with_empty.save(str(d / "with_empty.mid"))
     make_score(tempo_scale=4.0).write(str(d / "far_longer.mid"))
     make_score(seconds=30.0, tempo_scale=0.05).write(str(d / "far_shorter.mid"))
-    other = make_score(seed=7)  # another piece: other melody, other key, same length
+    # another piece: other melody, other chords on other beats, other key, same length (the same
+    # chords in another key would be the same piece transposed, which bespoke moves back and accepts)
+    other = make_score(seed=7)
     for inst in other.instruments:
         for n in inst.notes:
+            if inst.name == "chords":
+                n.pitch += (0, 5, -3, 2, 4)[int(n.start) % 5]
+                n.start, n.end = n.start + 0.5, n.end + 0.25
             n.pitch += 6
     other.write(str(d / "other_piece.mid"))
     return d

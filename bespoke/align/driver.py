@@ -49,7 +49,17 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     score = ScoreFeatures(notes, settings)
     fr = _Frame(feats, score.t0, max(score.t1 - score.t0, 1.0 / feats.rate), settings)
     factors = _level_factors(fr)
-    r, c, k, dist, coarse, (confidence, null, evidence) = _global_level(score, factors[0], fr)
+    r, c, k, dist, coarse, (confidence, null, evidence, nulls) = _global_level(score, factors[0], fr)
+    transpose = _transposition(notes, dist, nulls, evidence, factors[0], k, fr) if settings.transpose else 0
+    if transpose:
+        import dataclasses
+
+        moved = align_notes(mix, sr, _shifted(notes, transpose), tuning_cents,
+                            dataclasses.replace(settings, transpose=False), feats, onset_lag)
+        moved.info["transpose"] = transpose
+        moved.info["unmoved_confidence"] = confidence
+        moved.info["total_s"] = time.perf_counter() - t_start
+        return moved
     coarse_path = np.stack([fr.s0 + (r + 0.5) * coarse.s_period, (c + 0.5) * coarse.a_period], axis=1)
     levels = [{"factor": factors[0], "rows": coarse.n_rows, "cols": coarse.n_cols, "cells": int(coarse.largest)}]
     r, c, finest, finer = _finer_levels(r, c, coarse, factors[1:], score, k, fr)
@@ -59,7 +69,7 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
     path = np.stack([fr.s0 + (r + 0.5) * finest.s_period, c * finest.a_period], axis=1)
     info = {"levels": levels, "tempo_ratio": k, "path_cost": dist, "null_cost": null, "evidence": evidence,
             "feature_s": t_feat, "total_s": time.perf_counter() - t_start, "tuning_cents": feats.tuning_cents,
-            "onset_lag": onset_lag, "tempo_prior": tempo_prior}
+            "onset_lag": onset_lag, "tempo_prior": tempo_prior, "transpose": 0}
     return Alignment(time_map=tm, confidence=confidence, path=path, frame_rate=feats.rate / finest.factor,
                      cost=coarse.last_full.astype(np.float32) if settings.keep_cost else None,
                      cost_extent=(fr.s0, fr.s0 + coarse.n_rows * coarse.s_period, 0.0,
@@ -82,8 +92,11 @@ def _level_factors(fr: _Frame) -> List[int]:
     """The pooling factor of each level, coarsest first: the global DTW's (at most ``coarse_rate``
     frames per second and ``coarse_cells`` cells), then ``level_ratio`` times finer down to 1."""
     settings, rate = fr.settings, fr.feats.rate
+    # the score's rows at the tempo the lengths suggest (audio seconds per score second)
+    k_min, k_max = settings.tempo_ratio_range
+    k = float(np.clip(fr.feats.n / rate / (fr.s0 + fr.span), k_min, k_max))
     f0 = max(int(math.ceil(rate / settings.coarse_rate)),
-             int(math.ceil(math.sqrt(fr.span * rate * fr.feats.n / settings.coarse_cells))), 1)
+             int(math.ceil(math.sqrt(fr.span * k * rate * fr.feats.n / settings.coarse_cells))), 1)
     factors = [f0]
     while factors[-1] > 1:
         factors.append(max(1, factors[-1] // settings.level_ratio))
@@ -91,8 +104,9 @@ def _level_factors(fr: _Frame) -> List[int]:
 
 
 def _level_model(score: ScoreFeatures, factor: int, k: float, fr: _Frame) -> CostModel:
-    """The cost model of a level: audio pooled by ``factor``, the score at tempo ratio ``k``."""
-    s_period = factor * k / fr.feats.rate
+    """The cost model of a level: audio pooled by ``factor``, the score at tempo ratio ``k`` (audio
+    seconds per score second: a score row spans 1 / k of the audio frame's length in score time)."""
+    s_period = factor / (k * fr.feats.rate)
     n_rows = max(int(math.ceil(fr.span / s_period)), 2)
     return CostModel(score, fr.feats, factor, fr.s0, s_period, n_rows, fr.settings)
 
@@ -104,7 +118,7 @@ def _coarse_dtw(model: CostModel, settings: AlignSettings) -> Tuple[np.ndarray, 
 
 
 def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray, np.ndarray, float, float, CostModel,
-                                                                     Tuple[float, float, float]]:
+                                                                     Tuple[float, float, float, dict]]:
     """The global DTW: first at the score's own tempo, to learn the recording's average tempo
     ratio k, then again with the score at that tempo, preferring the diagonal. Where the evidence
     is weak (a quiet part alone in a band), the first search may cram the score into a stretch of
@@ -133,22 +147,48 @@ def _global_level(score: ScoreFeatures, f0: int, fr: _Frame) -> Tuple[np.ndarray
     return best
 
 
-def _confidence(notes: np.ndarray, dist: float, f0: int, k: float, fr: _Frame) -> Tuple[float, float, float]:
+def _shifted(notes: np.ndarray, shift: int) -> np.ndarray:
+    """``notes`` moved ``shift`` semitones, a note that would leave the analysed range (PITCH_LO ..
+    PITCH_LO + N_PITCH - 1) moved an octave back into it."""
+    moved = notes.copy()
+    p = moved[:, 2] + shift
+    p = np.where(p > PITCH_LO + N_PITCH - 1, p - 12, p)
+    moved[:, 2] = np.where(p < PITCH_LO, p + 12, p)
+    return moved
+
+
+def _transposition(notes: np.ndarray, dist: float, nulls: dict, z: float, f0: int, k: float, fr: _Frame) -> int:
+    """The semitones (-5 .. +6) the score must move to match the recording (0: as written). The
+    shift whose global path costs least, if it costs less than the score as written (``dist``,
+    whose evidence is ``z``; ``nulls``: {shift: cost} already known, the confidence's), is searched
+    again from the start (its own tempo, its own nulls) and taken when its confidence is above
+    settings.transpose_confidence and its evidence settings.transpose_margin above ``z``."""
+    settings = fr.settings
+    costs = {s: c for s, c in nulls.items() if 1 <= s <= 6}
+    for s in range(-5, 0):
+        costs[s] = _coarse_dtw(_level_model(ScoreFeatures(_shifted(notes, s), settings), f0, k, fr), settings)[2]
+    best = min(costs, key=costs.get)
+    if costs[best] >= dist:
+        return 0
+    conf, _null, z_best, _nulls = _global_level(ScoreFeatures(_shifted(notes, best), settings), f0, fr)[5]
+    return int(best) if conf > settings.transpose_confidence and z_best > z + settings.transpose_margin else 0
+
+
+def _confidence(notes: np.ndarray, dist: float, f0: int, k: float, fr: _Frame) -> Tuple[float, float, float, dict]:
     """The global search again with the score transposed by each of ``null_shifts`` semitones
     (music that is not in the recording, with the score's own rhythm and density): (confidence in
     [0, 1], the nulls' mean cost, the evidence z: how many of the nulls' standard deviations the
     path's cost lies below their mean). The confidence is the larger of two logistics: of z
     (conf_center, conf_scale), which holds for a quiet part in a dense band mix whose costs all
     sit near 1, and of the path's cost as a share below the tritone null's (share_center,
-    share_scale), which holds for a chamber part whose nulls happen to spread wide."""
+    share_scale), which holds for a chamber part whose nulls happen to spread wide. Last, each
+    null's cost by its shift."""
     settings = fr.settings
     shifts = list(settings.null_shifts)
     nulls = []
     for shift in shifts:
-        moved = notes.copy()
-        moved[:, 2] = np.where(moved[:, 2] + shift > PITCH_LO + N_PITCH - 1, moved[:, 2] + shift - 12,
-                               moved[:, 2] + shift)
-        nulls.append(_coarse_dtw(_level_model(ScoreFeatures(moved, settings), f0, k, fr), settings)[2])
+        nulls.append(_coarse_dtw(_level_model(ScoreFeatures(_shifted(notes, shift), settings), f0, k, fr),
+                                 settings)[2])
     null = float(np.mean(nulls)) if nulls else 1.0
     spread = float(np.std(nulls, ddof=1)) if len(nulls) > 2 else 0.05 * null
     z = (null - dist) / max(spread, 1e-4 * null, 1e-9)
@@ -156,7 +196,7 @@ def _confidence(notes: np.ndarray, dist: float, f0: int, k: float, fr: _Frame) -
     share = (tritone - dist) / max(tritone, 1e-6)
     confidence = max(_logistic(z, settings.conf_center, settings.conf_scale),
                      _logistic(share, settings.share_center, settings.share_scale))
-    return confidence, null, z
+    return confidence, null, z, dict(zip(shifts, nulls))
 
 
 def _logistic(x: float, center: float, scale: float) -> float:

@@ -25,16 +25,17 @@ from typing import Any, Mapping, Optional
 from ..spectral import Grid
 from .align import AlignSettings
 from .nmf import NMFSettings
-from .stages import AugmentSettings, ModelSettings, SeparateSettings, SynthSettings, TrainSettings
+from .stages import AugmentSettings, ModelSettings, RestSettings, SeparateSettings, SynthSettings, TrainSettings
 
-__all__ = ["Settings", "AlignSettings", "NMFSettings", "SynthSettings", "AugmentSettings", "ModelSettings",
-           "TrainSettings", "SeparateSettings", "Grid", "override", "from_dict"]
+__all__ = ["Settings", "AlignSettings", "RestSettings", "NMFSettings", "SynthSettings", "AugmentSettings",
+           "ModelSettings", "TrainSettings", "SeparateSettings", "Grid", "override", "from_dict"]
 
 
 @dataclass(frozen=True)
 class Settings:
     grid: Grid = field(default_factory=Grid)
     align: AlignSettings = field(default_factory=AlignSettings)
+    rest: RestSettings = field(default_factory=RestSettings)
     nmf: NMFSettings = field(default_factory=NMFSettings)
     synth: SynthSettings = field(default_factory=SynthSettings)
     augment: AugmentSettings = field(default_factory=AugmentSettings)

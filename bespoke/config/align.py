@@ -48,8 +48,11 @@ class AlignSettings:
                                      #   (per-pitch onsets and the flux)
     onset_decay_s: float = 0.05      # decaying tail of onsets (both sides)
     coarse_rate: float = 10.0        # frames per second of the global DTW at most
-    tempo_ratio_range: Tuple[float, float] = (0.25, 4.0)   # the recording's average tempo over the
-                                     #   score's, as the first global DTW measures it, clipped to this
+    # The recording's length over the score's (audio seconds per score second: 0.5, the score
+    # written at half the tempo played), as the first global DTW measures it, clipped to this.
+    # (Until 2026-11-29 the cost model stepped the score by the inverse of this ratio: a score at
+    # half or double tempo was refused; within +-30 % the finer levels made up for it.)
+    tempo_ratio_range: Tuple[float, float] = (0.25, 4.0)
     # Where the recording's length over the score's end differs from that first measure by more
     # than this factor, that ratio is tried too (driver._global_level); 0: never.
     tempo_from_length: float = 1.3
@@ -76,6 +79,15 @@ class AlignSettings:
     # its costs all sit near 1) but holds chamber parts whose nulls spread wide (a chorale's alto:
     # z 2.45, share 0.057).
     null_shifts: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+    # A transposed MIDI (another key: common for pop songs and transposing instruments): the
+    # global search is also run with the score moved down 1..5 semitones (up 1..6 are nulls
+    # already). The cheapest shift, when cheaper than the score as written, is searched again
+    # from the start (its own tempo and nulls) and taken when its confidence is above
+    # transpose_confidence and its evidence z (the confidence's) transpose_margin above the
+    # written score's; the whole alignment is then done on the moved score, and the notes moved.
+    transpose: bool = True
+    transpose_confidence: float = 0.5
+    transpose_margin: float = 2.0
     conf_center: float = 3.8
     conf_scale: float = 0.25
     share_center: float = 0.045

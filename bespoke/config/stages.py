@@ -6,6 +6,22 @@ from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
+class RestSettings:
+    """The rest of the recording transcribed when the MIDI holds the target's part alone
+    (bespoke.transcribe, in the align stage): the transcriber's notes that the target's aligned
+    notes do not explain become one more part, so a one-part run goes on as a whole-score run."""
+
+    enabled: bool = True             # needs basic-pitch and onnxruntime (else: skipped, with a warning)
+    frame_threshold: float = 0.3     # a note sounds where the transcriber's note posterior is above this
+    onset_threshold: float = 0.5     # ... and a new one starts where its onset posterior peaks above this
+    min_note_s: float = 0.12         # shorter notes are dropped
+    margin_s: float = 0.1            # a target note, widened this much either side, ...
+    cover: float = 0.5               # ... that covers this share of a transcribed note of its pitch explains it
+    intervals: Tuple[int, ...] = (0,)  # ... or of its pitch less one of these (12, 19, 24: its overtones)
+    program: int = 0                 # the rest's GM program (for the NMF's timbres and the training renderings)
+
+
+@dataclass(frozen=True)
 class SynthSettings:
     """What the target is rendered with (bespoke.synth, pipeline's synth stage)."""
 

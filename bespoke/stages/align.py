@@ -68,7 +68,18 @@ def align_score(mix, sr: int, pm, target_index: int, settings: Settings, tuning:
     midimod.check_duration(pm, active_span(mix, sr), settings.align.max_duration_ratio)
     programs = {target_index: settings.program} if settings.program is not None else {}
     al = align_pm(mix, sr, pm, tuning_cents=tuning, settings=settings.align, programs=programs, features=features)
-    return midimod.warp(pm, al.time_map), al
+    return midimod.warp(pm, al.time_map, transpose=al.info.get("transpose", 0)), al
+
+
+def transposition_warning(alignment) -> Optional[str]:
+    """What to tell the user when the alignment moved the MIDI to another key (None: it did not)."""
+    shift = int((alignment.info or {}).get("transpose", 0)) if alignment is not None else 0
+    if not shift:
+        return None
+    where = "below" if shift > 0 else "above"
+    n = abs(shift)
+    return (f"the MIDI is written {n} semitone{'s' if n > 1 else ''} {where} the pitch the recording sounds (another "
+            f"key): its notes were moved {'up' if shift > 0 else 'down'} {n} to match")
 
 
 def _octave_shifts(ctx: Context, pm, feats) -> dict:
@@ -117,12 +128,40 @@ def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
         feats = mixture_features(rec.mix, rec.sr, rec.tuning, s.align)
     if s.align.enabled:
         pm, alignment = align_score(rec.mix, rec.sr, pm, idx, s, rec.tuning, features=feats)
-        warning = check_confidence(alignment, s.align)
-        if warning:
-            ctx.warn(warning)
+        for warning in (check_confidence(alignment, s.align), transposition_warning(alignment)):
+            if warning:
+                ctx.warn(warning)
     shifts = _octave_shifts(ctx, pm, feats)
     out = Aligned(midi=pm, target_index=idx, programs=part_programs(pm, idx, s.program), alignment=alignment,
                   octave_shifts=shifts)
     if out.target_notes()[:, 0].min() > rec.audio.duration:
         raise InputError("after alignment the target's notes all lie past the end of the recording")
+    if s.rest.enabled and sum(1 for n in out.parts_notes() if len(n)) <= 1:
+        out = with_rest(ctx, rec, out)
     return out
+
+
+def with_rest(ctx: Context, rec: Recording, aligned: Aligned) -> Aligned:
+    """``aligned`` with one more part: the recording's notes (bespoke.transcribe) that the target's
+    do not explain (settings.rest). Unchanged, with a warning, when the transcriber is not installed."""
+    import copy
+
+    import pretty_midi
+
+    from .. import transcribe
+
+    cfg = ctx.settings.rest
+    if not transcribe.available():
+        ctx.warn("the MIDI holds one part and the transcriber of the rest of the recording is not installed "
+                 "(pip install onnxruntime; pip install --no-deps basic-pitch): going on with the part alone")
+        return aligned
+    post = transcribe.posteriorgrams(rec.mix, rec.sr)
+    notes = post.notes(cfg.frame_threshold, cfg.onset_threshold, cfg.min_note_s)
+    rest = transcribe.rest_notes(notes, aligned.target_notes(), cfg.margin_s, cfg.cover, tuple(cfg.intervals))
+    pm = copy.deepcopy(aligned.midi)
+    inst = pretty_midi.Instrument(program=int(cfg.program), name="rest (transcribed)")
+    inst.notes = [pretty_midi.Note(velocity=int(v), pitch=int(p), start=float(a), end=float(b))
+                  for a, b, p, v in rest]
+    pm.instruments.append(inst)
+    return Aligned(midi=pm, target_index=aligned.target_index, programs=list(aligned.programs) + [int(cfg.program)],
+                   alignment=aligned.alignment, octave_shifts=dict(aligned.octave_shifts))
