@@ -239,13 +239,14 @@ def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the M
 
     A MIDI of one part is never refused as shorter: a part often plays only a section (a solo, a
     verse), and the alignment's confidence judges it. A score shorter than the recording is
-    measured from its time 0 (a part keeps its place in the song), a longer one by its notes."""
+    measured from its time 0 (a part keeps its place in the song), a longer one by its notes (a
+    silent lead-in, however long, does not count)."""
     if not max_ratio:
         return
     s0, s1 = score_span(pm)
     a0, a1 = audio_span
     la = max(a1 - a0, 1e-3)
-    ls = max(s1 - s0, 1e-3) if s1 - s0 > la else max(s1, 1e-3)
+    ls = max(s1 - s0, 1e-3) if s1 - s0 > la else max(min(s1, la), 1e-3)
     pitched = [inst for inst in pm.instruments if inst.notes and not inst.is_drum]
     if ls < la and len(pitched) <= 1:
         return

@@ -168,6 +168,14 @@ def test_duration_check_names_both_lengths():
     with pytest.raises(InputError, match=r"times longer"):    # but never a part longer than the song
         check_duration(OnePart(), (5.0, 20.0), 2.0)
 
+    class LeadIn:   # two minutes of silence, then 20 s of music (notes 120..140 s)
+        instruments = [type("I", (), {"is_drum": False,
+                                      "notes": [FakeNote(120.0, 121.0), FakeNote(122.0, 140.0)]})()] * 2
+
+    check_duration(LeadIn(), (0.0, 22.0), 2.0)          # the lead-in does not count
+    with pytest.raises(InputError, match=r"times shorter"):
+        check_duration(LeadIn(), (0.0, 300.0), 2.0)
+
 
 def test_info_lists_parts_as_a_table_and_as_json(tmp_path, capsys):
     mf = mido.MidiFile(type=1, ticks_per_beat=TPB)
