@@ -354,3 +354,39 @@ def test_a_quiet_part_alone_in_a_band_is_aligned_and_accepted():
     assert 0.8 < al.info["tempo_ratio"] < 1.25, al.info["tempo_ratio"]
     assert np.median(np.abs(est - mel[:, 0])) < 0.1
     assert al.confidence >= AlignSettings().min_confidence, al.info["evidence"]
+
+
+@pytest.mark.parametrize("shift", [3, -5])
+def test_transposed_midi_is_moved_back_and_aligned(song, shift):
+    """A MIDI written in another key: the aligner finds the shift, moves the notes back to the
+    pitch the recording sounds, says so, and aligns as well as the MIDI in key."""
+    from bespoke.config import Settings
+    from bespoke.stages.align import align_score, transposition_warning
+
+    moved = midimod.warp(song["warped"], lambda t: t, transpose=shift)
+    aligned, al = align_score(song["mix"], song["sr"], moved, 0, Settings(), 0.0)
+    assert al.info["transpose"] == -shift
+    assert al.confidence > AlignSettings().min_confidence
+    for a, w in zip(aligned.instruments, song["warped"].instruments):
+        assert [n.pitch for n in a.notes] == [n.pitch for n in w.notes]
+    assert np.mean(onset_errors(aligned, song["true"]) <= 0.05) >= 0.85
+    msg = transposition_warning(al)
+    assert f"{abs(shift)} semitones {'above' if shift > 0 else 'below'}" in msg
+    # in key, nothing moves and nothing is said
+    _, al0 = align_score(song["mix"], song["sr"], song["warped"], 0, Settings(), 0.0)
+    assert al0.info["transpose"] == 0 and transposition_warning(al0) is None
+    # switched off, the transposed MIDI stays as written (and is refused)
+    off = Settings().replace({"align": {"transpose": False}})
+    _, al1 = align_score(song["mix"], song["sr"], moved, 0, off, 0.0)
+    assert al1.info["transpose"] == 0 and al1.confidence < AlignSettings().min_confidence
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5])
+def test_half_and_double_tempo_midi_align(song, factor):
+    """A MIDI written at half or double the tempo played (its notes twice or half as long): the
+    average tempo ratio is measured and the alignment is accepted and right."""
+    slow = midimod.warp(song["warped"], lambda t: np.asarray(t) * factor)
+    al = A.align_pm(song["mix"], song["sr"], slow)
+    assert al.confidence > AlignSettings().min_confidence
+    assert abs(np.log(al.info["tempo_ratio"] * factor * 1.12)) < np.log(1.3)   # audio s per score s
+    assert np.mean(onset_errors(midimod.warp(slow, al.time_map), song["true"]) <= 0.05) >= 0.85
