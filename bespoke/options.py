@@ -61,7 +61,9 @@ SEPARATE: Tuple[Option, ...] = (
                 "(about twice as fast on such CPUs), else float32."),
     Option("residual", "--residual", "path", output=True, help="Also write everything except the target here."),
     Option("save_aligned", "--save-aligned", "path", output=True,
-           help="Also write the MIDI aligned to the recording here."),
+           help="Also write the MIDI aligned to the recording here (moved to the recording's key if "
+                "it was written in another; with a one-part MIDI, the transcribed rest of the "
+                "recording is a second part)."),
     Option("no_align", "--no-align", "bool", api="align",
            help="The MIDI is already aligned to the recording: skip alignment."),
     Option("min_confidence", "--min-confidence", "float", show_default="0.5", minimum=0.0, maximum=1.0,
