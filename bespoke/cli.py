@@ -16,6 +16,7 @@ import click
 from .errors import BespokeError
 from .options import FileName, click_options
 from .outputs import check_outputs
+from .rows import die_with_parent
 
 DEBUG_ENV = "BESPOKE_DEBUG"
 _RUN: dict = {"argv": None, "stop": False}  # the running command line (for reports); Ctrl-C seen
@@ -278,7 +279,7 @@ def info(midi, as_json):
 @click.option("--force", is_flag=True, help="--force for rows that do not say otherwise.")
 @click.option("--dry-run", is_flag=True, help="Check the manifest and print the 'bespoke separate' command of "
                                               "each row, running nothing.")
-@click.option("-q", "--quiet", is_flag=True, help="No line per finished row; just the summary table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or line per finished row; just the summary table.")
 def batch(manifest, jobs, overwrite, out_dir, allow_outside, budget, steps, seed, device, soundfont, force,
           dry_run, quiet):
     """Separate many songs listed in MANIFEST, a CSV file.
@@ -349,6 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ValueError:  # not the main thread
             pass
     try:
+        die_with_parent()  # in a row of a batch: end with the batch
         with warnings.catch_warnings():
             if not os.environ.get(DEBUG_ENV):
                 warnings.simplefilter("ignore")  # library chatter is not the user's business
