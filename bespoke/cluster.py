@@ -163,6 +163,21 @@ def _stop_child(proc: subprocess.Popen) -> None:
 
 # --------------------------------------------------------------------------- the driver
 
+def probe(address: Optional[str]) -> None:
+    """An error unless something answers at ``address`` (host:port, or ray://host:port): Ray itself
+    would try for minutes. None, 'auto' and 'local' are Ray's to resolve."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address}: give the cluster's head as host:port (or 'auto')")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        why = os.strerror(e.errno).lower() if e.errno else (str(e) or type(e).__name__)
+        raise BespokeError(f"--address {address}: no Ray cluster answers there ({why})") from None
+
+
 class Driver:
     """Connects to (or starts) the cluster, submits the rows, follows them, retries lost ones."""
 
@@ -178,6 +193,7 @@ class Driver:
         ray = self.ray
         if ray.is_initialized():
             return self.describe()
+        probe(self.spec.address)
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             ray.init(address=self.spec.address, include_dashboard=False, log_to_driver=False,

@@ -48,6 +48,15 @@ def test_without_ray_the_message_names_the_extra(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o.wav").exists()
 
 
+@pytest.mark.parametrize("address,match", [("127.0.0.1:1", "no Ray cluster answers there (connection refused)"),
+                                           ("headnode", "give the cluster's head as host:port (or 'auto')")])
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, capsys, address, match):
+    pytest.importorskip("ray")
+    m = write(tmp_path / "l.csv", "mix,midi,out\na.wav,a.mid,o.wav\n")
+    assert main(["batch", str(m), "--cluster", "ray", "--address", address]) == 1
+    assert capsys.readouterr().err.strip() == f"bespoke: error: --address {address}: {match}"
+
+
 def test_each_row_asks_for_its_cpus_gpus_and_memory():
     spec = cluster_spec("ray", cpus_per_row=2.0)
     assert spec == ClusterSpec(cpus=2.0) and cluster_spec(None) is None
