@@ -105,10 +105,9 @@ def run_row(row: Row, defaults: Optional[dict], overwrite: bool, threads: int, g
         private = Path(work) / f"line{row.line}.json"
         env = child_env(max(1, int(threads)))
         env[NODE_ENV] = json.dumps(node)
-        import bespoke
-
-        here = str(Path(bespoke.__file__).resolve().parents[1])  # the child imports this bespoke
-        env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
+        path = _importable_here(env.get("PYTHONPATH"))
+        if path:
+            env["PYTHONPATH"] = path
         if not gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""  # no GPU asked for, none used
         try:
@@ -125,6 +124,19 @@ def run_row(row: Row, defaults: Optional[dict], overwrite: bool, threads: int, g
         o = row_outcome(row, proc.returncode, err, time.perf_counter() - t0, row_report(row, private), False)
     o.node = name
     return o
+
+
+def _importable_here(pythonpath: Optional[str]) -> Optional[str]:
+    """PYTHONPATH for the row's process, so that it imports the bespoke this task runs: the folder
+    holding it first, unless that is a site-packages folder (which Python finds anyway)."""
+    import site
+
+    import bespoke
+
+    here = str(Path(bespoke.__file__).resolve().parents[1])
+    if here in {str(Path(p).resolve()) for p in site.getsitepackages() + [site.getusersitepackages()]}:
+        return pythonpath
+    return os.pathsep.join([here] + [p for p in [pythonpath] if p])
 
 
 def node_info() -> dict:

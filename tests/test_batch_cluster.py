@@ -243,3 +243,15 @@ def test_ctrl_c_stops_every_task_of_a_local_cluster(tiny_song, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
     time.sleep(1.0)
     assert _separating(tmp_path / "out") == []
+
+
+def test_a_rows_process_imports_the_bespoke_its_task_runs(monkeypatch):
+    """The folder holding bespoke goes first on the row's PYTHONPATH, unless it is a
+    site-packages folder (first there, it would shadow the standard library)."""
+    import site
+
+    from bespoke.cluster import _importable_here
+
+    assert _importable_here("/x") == os.pathsep.join([str(REPO), "/x"])
+    monkeypatch.setattr(site, "getsitepackages", lambda: [str(REPO)])
+    assert _importable_here("/x") == "/x" and _importable_here(None) is None
