@@ -166,7 +166,7 @@ class AlbumBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc="album", unit="row", file=sys.stderr, dynamic_ncols=True,
-                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} rows [{elapsed}<{remaining}] {postfix}")
+                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} rows [{elapsed}<{remaining}]{postfix}")
             self._show()
 
     def status(self) -> str:
@@ -194,14 +194,14 @@ class AlbumBar:
         self.finished += 1
         self.done += o.status == "done"
         self.failed += o.status == "failed"
+        if self.bar is not None:
+            self.bar.update(1)
         conf = f", confidence {o.confidence:.2f}" if o.confidence is not None else ""
         where = f" on {o.node}" if o.node else ""
         self.write(f"[{self.finished}/{self.total}] {o.status:<6} {o.row.label} ({o.seconds:.0f} s{where}{conf})"
                    + (f": {o.message}" if o.status == "failed" or (o.message and o.status == "done") else ""))
         for w in o.warnings:
             self.write(f"        warning: {w}")
-        if self.bar is not None:
-            self.bar.update(1)
         self._show()
 
     def close(self) -> None:
