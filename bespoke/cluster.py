@@ -212,7 +212,9 @@ class Driver:
                      logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"--address {self.spec.address}" if self.spec.address else "a local Ray cluster"
-            raise BespokeError(f"{where}: could not connect ({str(e).strip().splitlines()[0]})") from None
+            hint = ("; a cluster with token authentication needs RAY_AUTH_MODE=token here and its token "
+                    "(ray get-auth-token)") if self.spec.address and not os.environ.get("RAY_AUTH_MODE") else ""
+            raise BespokeError(f"{where}: could not connect ({str(e).strip().splitlines()[0]}){hint}") from None
         finally:
             for s, h in old.items():
                 if h is not None:
