@@ -20,7 +20,7 @@ help:
 	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~10 min)"
 	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~20 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
-	@echo "make bench-batch  songs per hour: --jobs 1, --jobs 2, --cluster ray -> bench/BATCH.md (~10 min)"
+	@echo "make bench-batch  songs per hour: --jobs 1, --jobs 2, --cluster ray -> bench/BATCH.md (~15 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -91,7 +91,7 @@ bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.scale --out bench/SCALE.md
 
 bench-batch: $(VENV)/.installed-bench $(VENV)/.installed-cluster
-	$(BIN)/python -m bench.batch --out bench/BATCH.md
+	$(BIN)/python -m bench.batch --repeats 2 --out bench/BATCH.md
 
 clean:
 	rm -rf $(VENV) examples/out .pytest_cache bench/work
