@@ -255,3 +255,18 @@ def test_a_rows_process_imports_the_bespoke_its_task_runs(monkeypatch):
     assert _importable_here("/x") == os.pathsep.join([str(REPO), "/x"])
     monkeypatch.setattr(site, "getsitepackages", lambda: [str(REPO)])
     assert _importable_here("/x") == "/x" and _importable_here(None) is None
+
+
+def test_a_row_that_no_node_can_hold_is_named_before_it_waits_forever():
+    from types import SimpleNamespace
+
+    from bespoke.cluster import Driver
+
+    driver = Driver.__new__(Driver)        # no Ray: a cluster of one CPU node and a dead GPU node
+    driver.spec, driver.defaults = ClusterSpec(), {}
+    driver.ray = SimpleNamespace(nodes=lambda: [
+        {"Alive": True, "Resources": {"CPU": 4.0, "memory": 8.0 * 2**30}},
+        {"Alive": False, "Resources": {"CPU": 4.0, "GPU": 1.0, "memory": 8.0 * 2**30}}])
+    assert driver.unfit(row()) is None
+    assert driver.unfit(row(device="cuda")).startswith("no node of the cluster has 1 CPU(s), 1 GPU(s), 1.5 GB memory")
+    assert driver.capacity() == 4
