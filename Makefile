@@ -12,7 +12,7 @@ BASIC_PITCH ?= basic-pitch==0.4.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test test-fast lint bench bench-quick bench-ablation bench-budget bench-one-part bench-scale clean help
+.PHONY: install demo test test-fast lint bench bench-quick bench-ablation bench-budget bench-one-part bench-scale bench-batch clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-budget quality against --budget (15, 30, 60, 120 s) -> bench/BUDGET.md (~10 min)"
 	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~20 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
+	@echo "make bench-batch  songs per hour: --jobs 1, --jobs 2, --cluster ray -> bench/BATCH.md (~15 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -37,6 +38,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test,plot,transcribe]"
 	$(BIN)/python -m pip install -q --no-deps "$(BASIC_PITCH)"
+	@touch $@
+
+# the cluster extra (Ray), for bespoke batch --cluster ray: make test runs its tests on a local cluster
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[test,plot,cluster]"
 	@touch $@
 
 # the benchmark's own needs: music21's corpus, an independent SI-SDR (fast-bss-eval), a profiler,
@@ -59,7 +65,7 @@ demo: install
 	$(BIN)/bespoke eval examples/out/violin.wav examples/truth/violin.flac --mix examples/mix.flac
 
 # the linter (ruff, pyproject's [tool.ruff]) then every test: what CI runs
-test: install lint
+test: install $(VENV)/.installed-cluster lint
 	$(BIN)/python -m pytest -q
 
 # the fast tier: every test but those marked slow (whole pipeline or CLI runs)
@@ -88,6 +94,9 @@ bench-one-part: $(VENV)/.installed-bench
 
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.scale --out bench/SCALE.md
+
+bench-batch: $(VENV)/.installed-bench $(VENV)/.installed-cluster
+	$(BIN)/python -m bench.batch --repeats 2 --out bench/BATCH.md
 
 clean:
 	rm -rf $(VENV) examples/out .pytest_cache bench/work

@@ -15,70 +15,32 @@ import shlex
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-# the manifest's names, re-exported: bespoke.batch is where a caller looks for them
+# the manifest's and rows' names, re-exported: bespoke.batch is where a caller looks for them
 from .manifest import INPUT_COLUMNS, OPTIONS, OUTPUT_COLUMNS, REQUIRED, Row, output_root, read_manifest  # noqa: F401
+from .rows import (  # noqa: F401
+    AlbumBar,
+    Outcome,
+    child_env,
+    row_command,
+    row_outcome,
+    row_report,
+    separate_args,
+    summary_table,
+    threads_per_job,
+)
 
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long a job may take to clean up before it is killed
 
 
-@dataclass
-class Outcome:
-    row: Row
-    status: str                                 # done, skipped, failed, stopped (by Ctrl-C)
-    seconds: float = 0.0
-    message: str = ""
-    confidence: Optional[float] = None
-    warnings: List[str] = field(default_factory=list)
-
-
-def separate_args(row: Row, defaults: Optional[dict] = None, overwrite: bool = False) -> List[str]:
-    """The arguments of ``bespoke separate`` for ``row``: its cells, else ``defaults``."""
-    opts = {k: v for k, v in (defaults or {}).items() if v is not None}
-    opts.update(row.options)
-    args = [str(row.mix), str(row.midi), "-o", str(row.out)]
-    for col, (flag, kind) in OPTIONS.items():
-        if col not in opts:
-            continue
-        v = opts[col]
-        if kind == "bool":
-            if v:
-                args.append(flag)
-        else:
-            args += [flag, str(v)]
-    if overwrite:
-        args.append("--overwrite")
-    return args
-
-
-def threads_per_job(jobs: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(jobs, 1))
-
-
 def _child_env(jobs: int) -> dict:
-    env = dict(os.environ)
-    if jobs > 1:
-        n = str(threads_per_job(jobs))
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(var, n)
-    return env
-
-
-def _last(lines: List[str], prefix: str) -> Optional[str]:
-    hits = [ln[len(prefix):].strip() for ln in lines if ln.startswith(prefix)]
-    return hits[-1] if hits else None
+    return child_env(threads_per_job(jobs) if jobs > 1 else None)
 
 
 class Runner:
@@ -90,16 +52,12 @@ class Runner:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._procs: List[subprocess.Popen] = []
+        self.on_start: Optional[Callable[[Row], None]] = None   # told as each row's process starts
 
     def command(self, row: Row) -> List[str]:
-        args = separate_args(row, self.defaults, self.overwrite)
-        if "report" not in row.options:  # a private report, for the confidence in the summary
-            args += ["--report", str(self.workdir / f"line{row.line}.json")]
-        return [sys.executable, "-m", "bespoke.cli", "separate", *args, "-q"]
+        return row_command(row, self.defaults, self.overwrite, self.workdir / f"line{row.line}.json")
 
     def run(self, row: Row) -> Outcome:
-        import json
-
         if self.stopping.is_set():
             return Outcome(row, "stopped")
         t0 = time.perf_counter()
@@ -113,26 +71,17 @@ class Runner:
             except OSError as e:
                 return Outcome(row, "failed", 0.0, f"could not start: {e}")
             self._procs.append(proc)
+        if self.on_start is not None:
+            self.on_start(row)
         _, err = proc.communicate()
         with self._lock:
             self._procs.remove(proc)
-        secs = time.perf_counter() - t0
-        lines = [ln.rstrip() for ln in err.splitlines() if ln.strip()]
-        warnings_ = [ln[len("bespoke: warning:"):].strip() for ln in lines if ln.startswith("bespoke: warning:")]
-        if proc.returncode != 0:
-            if self.stopping.is_set() and proc.returncode in (130, -signal.SIGINT, -signal.SIGTERM,
-                                                                 -signal.SIGKILL):
-                return Outcome(row, "stopped", secs, "interrupted", warnings=warnings_)
-            msg = _last(lines, "bespoke: error:") or (lines[-1] if lines else f"exit status {proc.returncode}")
-            return Outcome(row, "failed", secs, msg, warnings=warnings_)
-        conf = None
-        rep = Path(row.options.get("report") or self.workdir / f"line{row.line}.json")
-        try:
-            al = json.loads(rep.read_text()).get("alignment") or {}
-            conf = al.get("confidence")
-        except (OSError, ValueError):
-            pass
-        return Outcome(row, "done", secs, confidence=conf, warnings=warnings_)
+        return row_outcome(row, proc.returncode, err, time.perf_counter() - t0,
+                           row_report(row, self.workdir / f"line{row.line}.json"), self.stopping.is_set())
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._procs)
 
     def stop(self) -> None:
         """Stop every running job: SIGTERM, which a job handles like Ctrl-C (it removes its
@@ -153,30 +102,6 @@ class Runner:
                 p.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 p.kill()
-
-
-def summary_table(outcomes: List[Outcome]) -> str:
-    """One line per row: manifest line, status, seconds, alignment confidence, output, note."""
-    head = ("line", "status", "seconds", "conf", "output", "note")
-    rows = [head]
-    for o in outcomes:
-        note = o.message
-        if o.status == "skipped":
-            note = note or "exists (--overwrite redoes it)"
-        elif o.status == "done" and o.warnings:
-            note = "warning: " + o.warnings[-1]
-        rows.append((str(o.row.line), o.status.upper() if o.status == "failed" else o.status,
-                     f"{o.seconds:.0f}" if o.status in ("done", "failed") else "-",
-                     f"{o.confidence:.2f}" if o.confidence is not None else "-", o.row.label, note))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
-    right = {0, 2, 3}
-    out = []
-    for r in rows:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r[:-1], widths))]
-        out.append("  ".join(cells + [r[-1]]).rstrip())
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "stopped")}
-    out.append(f"{len(outcomes)} rows: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    return "\n".join(out)
 
 
 def _what(mode: int) -> str:
@@ -280,21 +205,20 @@ class StopSignals:
 
 
 def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults: Optional[dict] = None,
-              echo: Callable[[str], None] = lambda m: None) -> List[Outcome]:
+              echo: Callable[[str], None] = lambda m: None, progress: bool = False) -> List[Outcome]:
     """Run every row (skipping finished ones, failing those whose outputs must not be touched: see
     ``plan``) and return their outcomes in manifest order.
 
-    ``echo`` gets a line as each row finishes. Ctrl-C or SIGTERM (once or more) stops the running
-    jobs (they leave no partial files), marks them and the rest "stopped", and raises a
-    KeyboardInterrupt with the outcomes attached as ``.outcomes``."""
-    todo, outcomes = plan(rows, overwrite)
-    for r in rows:
-        o = outcomes.get(r.line)
-        if o is not None and o.status == "failed":
-            echo(f"[-] failed {r.label}: {o.message}")
-    n, done = len(todo), 0
+    ``echo`` gets a line as each row finishes; ``progress`` draws one bar for the album (on a
+    terminal). Ctrl-C or SIGTERM (once or more) stops the running jobs (they leave no partial
+    files), marks them and the rest "stopped", and raises a KeyboardInterrupt with the outcomes
+    attached as ``.outcomes``."""
+    todo, outcomes = planned(rows, overwrite, echo)
+    n = len(todo)
+    bar = AlbumBar(n, echo, enabled=progress)
     with StopSignals() as stop, tempfile.TemporaryDirectory(prefix="bespoke-batch-") as work:
         runner = Runner(jobs, overwrite, defaults, Path(work))
+        runner.on_start = lambda row: bar.set_running(runner.running())
         pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, max(n, 1))))
         futures: Dict[object, Row] = {}
         interrupted = False
@@ -307,12 +231,8 @@ def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults:
                     for fut in finished:
                         o = fut.result()
                         outcomes[o.row.line] = o
-                        done += 1
-                        conf = f", confidence {o.confidence:.2f}" if o.confidence is not None else ""
-                        echo(f"[{done}/{n}] {o.status:<6} {o.row.label} ({o.seconds:.0f} s{conf})"
-                             + (f": {o.message}" if o.status == "failed" else ""))
-                        for w in o.warnings:
-                            echo(f"        warning: {w}")
+                        bar.running = runner.running()
+                        bar.ended(o)
             except KeyboardInterrupt:  # where the signals could not be caught (not the main thread)
                 interrupted = True
             interrupted = interrupted or stop.requested
@@ -320,6 +240,24 @@ def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults:
                 _stop_all(runner, pool, futures, outcomes)
         finally:
             pool.shutdown(wait=True)
+            bar.close()
+    return finished_outcomes(rows, todo, outcomes, interrupted)
+
+
+def planned(rows: List[Row], overwrite: bool, echo: Callable[[str], None]) -> Tuple[List[Row], Dict[int, Outcome]]:
+    """``plan``, with a line to ``echo`` for each row that fails before it runs."""
+    todo, outcomes = plan(rows, overwrite)
+    for r in rows:
+        o = outcomes.get(r.line)
+        if o is not None and o.status == "failed":
+            echo(f"[-] failed {r.label}: {o.message}")
+    return todo, outcomes
+
+
+def finished_outcomes(rows: List[Row], todo: List[Row], outcomes: Dict[int, Outcome],
+                      interrupted: bool) -> List[Outcome]:
+    """Every row's outcome in manifest order; when ``interrupted``, a KeyboardInterrupt carrying
+    them as ``.outcomes``, the rows without one marked stopped."""
     if interrupted:
         for r in todo:
             outcomes.setdefault(r.line, Outcome(r, "stopped"))
@@ -348,11 +286,16 @@ def _stop_all(runner: Runner, pool: ThreadPoolExecutor, futures: Dict[object, Ro
 
 def run_from_cli(manifest, jobs: int, overwrite: bool, defaults: dict, dry_run: bool, quiet: bool,
                  echo: Callable[[str], None], out: Callable[[str], None], out_dir=None,
-                 allow_outside: bool = False) -> int:
-    """``bespoke batch``: returns the exit status (0 all done or skipped, 1 a row failed, 130 stopped)."""
+                 allow_outside: bool = False, cluster=None) -> int:
+    """``bespoke batch``: returns the exit status (0 all done or skipped, 1 a row failed, 130 stopped).
+    ``cluster``: a cluster.ClusterSpec to run the rows on (None: local processes)."""
     from .errors import BespokeError
 
     rows = read_manifest(manifest, out_dir=out_dir, allow_outside=allow_outside)
+    if cluster is not None and not dry_run:
+        from .cluster import require_ray
+
+        require_ray()  # before any work: the message names the extra to install
     if dry_run:
         todo, outcomes = plan(rows, overwrite)
         for r in rows:
@@ -366,8 +309,15 @@ def run_from_cli(manifest, jobs: int, overwrite: bool, defaults: dict, dry_run: 
     # the signals are held until the table is out: a second Ctrl-C cannot lose it
     with StopSignals() as stop:
         try:
-            outcomes = run_batch(rows, jobs=jobs, overwrite=overwrite, defaults=defaults,
-                                 echo=(lambda m: None) if quiet else echo)
+            quiet_echo = (lambda m: None) if quiet else echo
+            if cluster is not None:
+                from .cluster import run_cluster
+
+                outcomes = run_cluster(rows, cluster, overwrite=overwrite, defaults=defaults, echo=quiet_echo,
+                                       progress=not quiet)
+            else:
+                outcomes = run_batch(rows, jobs=jobs, overwrite=overwrite, defaults=defaults, echo=quiet_echo,
+                                     progress=not quiet)
         except KeyboardInterrupt as e:
             out(summary_table(getattr(e, "outcomes", [])))
             echo("bespoke: error: interrupted; finished outputs are kept, the others were not written: "

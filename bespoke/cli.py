@@ -14,8 +14,9 @@ from typing import Optional, Sequence
 import click
 
 from .errors import BespokeError
-from .options import FileName, click_options
+from .options import FileName, click_options, cluster_options
 from .outputs import check_outputs
+from .rows import die_with_parent
 
 DEBUG_ENV = "BESPOKE_DEBUG"
 _RUN: dict = {"argv": None, "stop": False}  # the running command line (for reports); Ctrl-C seen
@@ -278,17 +279,18 @@ def info(midi, as_json):
 @click.option("--force", is_flag=True, help="--force for rows that do not say otherwise.")
 @click.option("--dry-run", is_flag=True, help="Check the manifest and print the 'bespoke separate' command of "
                                               "each row, running nothing.")
-@click.option("-q", "--quiet", is_flag=True, help="No line per finished row; just the summary table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or line per finished row; just the summary table.")
+@cluster_options
 def batch(manifest, jobs, overwrite, out_dir, allow_outside, budget, steps, seed, device, soundfont, force,
-          dry_run, quiet):
+          dry_run, quiet, cluster, **per_row):
     """Separate many songs listed in MANIFEST, a CSV file.
 
     \b
     Columns: mix, midi, out (required), and optionally the options of 'bespoke
     separate' by name: target, program, soundfont, budget, steps, device, seed,
     precision, residual, save_aligned, no_align, min_confidence, force, format,
-    subtype, report, plot. Paths are relative to the
-    manifest's folder; an empty cell takes the default (the options below).
+    subtype, report, plot. Paths are relative to the manifest's folder; an
+    empty cell takes the default (the options below).
 
     \b
     Every output a row names (out, residual, save_aligned, report, plot) must
@@ -304,12 +306,11 @@ def batch(manifest, jobs, overwrite, out_dir, allow_outside, budget, steps, seed
     is 1 if any row failed.
     """
     from .batch import run_from_cli
-
-    defaults = {"budget": budget, "steps": steps, "seed": seed, "device": device, "soundfont": soundfont,
-                "force": force or None}
+    from .cluster import cluster_spec
+    defaults = dict(budget=budget, steps=steps, seed=seed, device=device, soundfont=soundfont, force=force or None)
     code = run_from_cli(manifest, jobs=jobs, overwrite=overwrite, defaults=defaults, dry_run=dry_run,
-                        quiet=quiet, echo=lambda m: click.echo(m, err=True), out=click.echo,
-                        out_dir=out_dir, allow_outside=allow_outside)
+                        quiet=quiet, echo=lambda m: click.echo(m, err=True), out=click.echo, out_dir=out_dir,
+                        allow_outside=allow_outside, cluster=cluster_spec(cluster, jobs, **per_row))
     if code:
         raise click.exceptions.Exit(code)
 
@@ -349,6 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ValueError:  # not the main thread
             pass
     try:
+        die_with_parent()  # in a row of a batch: end with the batch
         with warnings.catch_warnings():
             if not os.environ.get(DEBUG_ENV):
                 warnings.simplefilter("ignore")  # library chatter is not the user's business

@@ -144,3 +144,29 @@ def apply(settings, program=None, soundfont=None, budget=None, steps=None, devic
     if plot:
         align["keep_cost"] = True
     return override(settings, {k: v for k, v in tree.items() if v != {}})
+
+
+
+def cluster_options(f):
+    """The options of ``bespoke batch --cluster`` (bespoke.cluster.cluster_spec reads them)."""
+    with_ = "With --cluster: "
+    opts = [
+        click.option("--cluster", type=click.Choice(["ray"]), default=None,
+                     help="Run each row as a task of a Ray cluster instead of a local process (needs the "
+                          "cluster extra: pip install 'bespoke[cluster]'). Outputs must be on a path every "
+                          "node sees."),
+        click.option("--address", default=None,
+                     help=with_ + "the cluster to join (host:port of its head; 'auto': the one 'ray start' "
+                                  "runs on this machine). Default: start one on this machine."),
+        click.option("--cpus-per-row", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                     show_default="1", help=with_ + "CPUs each row asks for (its thread count)."),
+        click.option("--gpus-per-row", type=click.FloatRange(min=0.0), default=None,
+                     help=with_ + "GPUs each row asks for (default: 1 for rows whose device is cuda, else 0)."),
+        click.option("--memory-per-row", type=click.FloatRange(min=0.0), default=None, show_default="1.5",
+                     help=with_ + "memory (GB) each row asks for; 0 asks for none."),
+        click.option("--retries", type=click.IntRange(min=0), default=None, show_default="2",
+                     help=with_ + "times a row lost with its node or worker is run again elsewhere."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f

@@ -1,14 +1,17 @@
 """The run report (``--report out.json``): what ran, where, how long, and how well it aligned.
 
 Everything in it is plain JSON (numbers, strings, lists, dicts), written atomically.
-Top-level keys: bespoke, created, command, versions, device, seed, inputs, target, outputs,
-timings, alignment, training, warnings, settings.
+Top-level keys: bespoke, created, command, versions, node, process (CPU seconds and peak memory
+so far), device, seed, inputs, target, outputs, timings (seconds per stage, and total),
+alignment, training, warnings, settings.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import socket
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -73,6 +76,41 @@ def versions() -> Dict[str, Optional[str]]:
     return out
 
 
+NODE_ENV = "BESPOKE_NODE"  # set by a cluster's task (bespoke.cluster): the node that runs the row, as JSON
+
+
+def node_info() -> dict:
+    """The machine the run ran on: its host name and, for a row of a cluster batch, the cluster's
+    own names for the node and task (engine, node_id, node_ip, task_id)."""
+    info = {"host": socket.gethostname()}
+    try:
+        extra = json.loads(os.environ.get(NODE_ENV) or "{}")
+        if isinstance(extra, dict):
+            info.update({str(k): v for k, v in extra.items() if k != "host"})
+    except ValueError:
+        pass
+    return info
+
+
+def process_info() -> dict:
+    """This process's CPU time so far (user + system, every thread) and peak memory (MB)."""
+    info: dict = {"cpu_seconds": None, "peak_memory_mb": None}
+    try:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        info["cpu_seconds"] = ru.ru_utime + ru.ru_stime
+    except (ImportError, OSError):
+        pass
+    try:  # VmHWM starts afresh at exec (ru_maxrss carries the parent's peak from the fork)
+        with open("/proc/self/status") as f:
+            hwm = [ln.split()[1] for ln in f if ln.startswith("VmHWM:")]
+        info["peak_memory_mb"] = int(hwm[0]) / 1024.0 if hwm else None
+    except (OSError, ValueError, IndexError):
+        pass
+    return info
+
+
 def device_info(device: Optional[str]) -> dict:
     """The device the network ran on, with its name and, on CPU, the thread count."""
     info = {"device": device, "machine": platform.machine(), "processor": platform.processor() or None}
@@ -125,6 +163,8 @@ def build_report(result, inputs: dict, outputs: dict, command: Optional[Sequence
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": list(command) if command is not None else None,
         "versions": versions(),
+        "node": node_info(),
+        "process": process_info(),
         "device": device_info(device),
         "seed": seed,
         "seed_used": 0 if seed is None else seed,
