@@ -42,7 +42,7 @@ $(VENV)/.installed: pyproject.toml
 
 # the cluster extra (Ray), for bespoke batch --cluster ray: make test runs its tests on a local cluster
 $(VENV)/.installed-cluster: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[test,plot,cluster]"
+	$(BIN)/python -m pip install -q -e ".[test,plot,transcribe,cluster]"
 	@touch $@
 
 # the benchmark's own needs: music21's corpus, an independent SI-SDR (fast-bss-eval), a profiler,
