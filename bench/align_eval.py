@@ -237,7 +237,16 @@ def _no_duration_check():
 
 
 def evaluate_case(c: Case) -> List[dict]:
-    aligned, al, el = run_aligner(c.mix, c.sr, c.score, SETTINGS)
+    from bespoke.errors import AlignmentError, InputError
+
+    try:
+        aligned, al, el = run_aligner(c.mix, c.sr, c.score, SETTINGS)
+    except (InputError, AlignmentError) as e:   # refused before aligning (a length check): no onset placed
+        print(f"  refused: {e}", file=sys.stderr)
+        return [dict(set=c.set, split=c.split, song=c.song, mode=c.mode, part=name, seed=c.seed,
+                     err=np.full(int(np.sum(~np.isnan(t))), np.inf), signed=np.zeros(0), seconds=0.0,
+                     minutes=len(c.mix) / c.sr / 60.0, confidence=0.0, key_ok=False, shift=c.shift)
+                for name, t in zip(c.parts, c.truth)]
     rows = []
     n_in = sum(len(i.notes) for i in c.score.instruments)
     n_out = sum(len(i.notes) for i in aligned.instruments)
@@ -264,7 +273,8 @@ def summary(errs, signed=None) -> dict:
     out = {"n": int(e.size), "median_ms": float(np.median(e) * 1000), "w50": float(np.mean(e <= 0.05) * 100),
            "w100": float(np.mean(e <= 0.1) * 100)}
     if signed is not None:
-        out["signed_ms"] = float(np.median(np.concatenate(signed)) * 1000)
+        sg = np.concatenate(signed)
+        out["signed_ms"] = float(np.median(sg) * 1000) if sg.size else np.nan
     return out
 
 
