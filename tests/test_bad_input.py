@@ -41,7 +41,7 @@ def bad(tiny_song, tmp_path_factory):
     with_empty = mido.MidiFile(str(tiny_song / "score.mid"))
     with_empty.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="Strings")]))
     with_empty.save(str(d / "with_empty.mid"))
-    make_score(tempo_scale=4.0).write(str(d / "far_longer.mid"))
+    make_score(tempo_scale=6.0).write(str(d / "far_longer.mid"))
     make_score(seconds=30.0, tempo_scale=0.05).write(str(d / "far_shorter.mid"))
     # another piece: other melody, other chords on other beats, other key, same length (the same
     # chords in another key would be the same piece transposed, which bespoke moves back and accepts)

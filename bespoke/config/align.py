@@ -17,7 +17,9 @@ class AlignSettings:
     warn_confidence: float = 0.7
     # The score's notes and the recording's sound may differ in length by at most this factor
     # (else an error unless force; 0 disables): catches a MIDI of another piece before the work.
-    max_duration_ratio: float = 3.0
+    # 4: as far as the tempo search reaches (tempo_ratio_range), so a MIDI at half or double the
+    # tempo played passes even where the part starts late (a band score at double tempo: 3.2).
+    max_duration_ratio: float = 4.0
     keep_cost: bool = False         # keep the global DTW cost matrix in the Alignment (for --plot)
     # Place note-ons before the onsets heard in the recording by the instruments' attack time
     # (align.attack.ATTACK_LAG_MS), so that the aligned MIDI, rendered, sounds in time with the recording.
