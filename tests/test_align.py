@@ -390,3 +390,32 @@ def test_half_and_double_tempo_midi_align(song, factor):
     assert al.confidence > AlignSettings().min_confidence
     assert abs(np.log(al.info["tempo_ratio"] * factor * 1.12)) < np.log(1.3)   # audio s per score s
     assert np.mean(onset_errors(midimod.warp(slow, al.time_map), song["true"]) <= 0.05) >= 0.85
+
+
+def test_tempo_rescue_keeps_the_better_tempo_and_maps_the_score_as_given(monkeypatch):
+    """A MIDI that does not fit as written is aligned again at half and double its tempo; the
+    better fit is kept, its time map said of the score's own times."""
+    import bespoke.align.driver as D
+
+    notes = np.array([[0.0, 1.0, 60, 90], [2.0, 3.0, 62, 90], [4.0, 5.0, 64, 90]])
+    seen = []
+
+    def fake(mix, sr, n, tuning, settings, feats, lag):
+        span = float(n[:, 1].max())
+        seen.append(span)
+        conf = 0.9 if abs(span - 10.0) < 1e-9 else 0.1        # only the score at double length fits
+        tm = A.TimeMap(np.array([0.0, span]), np.array([0.0, 10.0]))
+        return A.Alignment(time_map=tm, confidence=conf, path=np.array([[0.0, 0.0], [span, 10.0]]),
+                           frame_rate=100.0, info={"tempo_ratio": 1.0})
+
+    monkeypatch.setattr(D, "_align_once", fake)
+    monkeypatch.setattr(D, "mixture_features", lambda *a, **k: None)
+    al = D.align_notes(np.zeros(10), SR, notes)
+    assert seen == [5.0, 2.5, 10.0]
+    assert al.confidence == 0.9 and al.info["tempo_scale"] == 2.0
+    assert np.allclose(al.time_map(np.array([0.0, 2.5, 5.0])), [0.0, 5.0, 10.0])
+    assert np.allclose(al.path[-1], [5.0, 10.0])
+    # a MIDI that fits as written is not tried again
+    seen.clear()
+    al = D.align_notes(np.zeros(10), SR, notes * np.array([2, 2, 1, 1]))
+    assert seen == [10.0] and "tempo_scale" not in al.info

@@ -50,11 +50,15 @@ class AlignSettings:
                                      #   (per-pitch onsets and the flux)
     onset_decay_s: float = 0.05      # decaying tail of onsets (both sides)
     coarse_rate: float = 10.0        # frames per second of the global DTW at most
-    # The recording's length over the score's (audio seconds per score second: 0.5, the score
-    # written at half the tempo played), as the first global DTW measures it, clipped to this.
-    # (Until 2026-11-29 the cost model stepped the score by the inverse of this ratio: a score at
-    # half or double tempo was refused; within +-30 % the finer levels made up for it.)
+    # The recording's average tempo against the score's, as the first global DTW measures it,
+    # clipped to this (see driver._level_model for how it is used).
     tempo_ratio_range: Tuple[float, float] = (0.25, 4.0)
+    # Where the MIDI does not seem to fit (confidence below tempo_rescue_below), it is aligned again
+    # with its times multiplied by each of these (a MIDI written at half or double the tempo
+    # played: lussier's full score, confidence 0.13 / 0.25 as written, 1.0 rescued) and the
+    # best kept. Empty: never.
+    tempo_rescue: Tuple[float, ...] = (0.5, 2.0)
+    tempo_rescue_below: float = 0.5
     # Where the recording's length over the score's end differs from that first measure by more
     # than this factor, that ratio is tried too (driver._global_level); 0: never.
     tempo_from_length: float = 1.3
