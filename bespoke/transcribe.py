@@ -57,8 +57,15 @@ def _session():
     if path is None:
         raise ImportError("the transcriber needs basic-pitch's weights: pip install --no-deps basic-pitch")
     if path not in _SESSION:
+        import torch
+
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # the run's thread budget (torch's, from --threads or OMP_NUM_THREADS), and no threads left
+        # spinning after each call (onnxruntime's default), which would take CPU from the rest
+        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         _SESSION.clear()
         _SESSION[path] = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     return _SESSION[path]
