@@ -420,27 +420,3 @@ def test_tempo_rescue_keeps_the_better_tempo_and_maps_the_score_as_given(monkeyp
     al = D.align_notes(np.zeros(10), SR, notes * np.array([2, 2, 1, 1]))
     assert seen == [10.0] and "tempo_scale" not in al.info
 
-
-def test_a_fit_in_key_at_another_tempo_beats_a_transposition(monkeypatch):
-    """At the wrong tempo a score can match other notes once transposed; the score in its own
-    key at another tempo, when it fits, is the reading kept."""
-    import bespoke.align.driver as D
-
-    notes = np.array([[0.0, 1.0, 60, 90], [2.0, 3.0, 62, 90], [4.0, 5.0, 64, 90]])
-
-    def fake(mix, sr, n, tuning, settings, feats, lag):
-        span = float(n[:, 1].max())
-        tm = A.TimeMap(np.array([0.0, span]), np.array([0.0, 10.0]))
-        if abs(span - 5.0) < 1e-9:       # as written: a transposition "fits"
-            assert settings.transpose
-            info, conf = {"transpose": 2}, 0.9
-        else:                            # tried again in key
-            assert not settings.transpose
-            info, conf = {"transpose": 0}, (0.8 if abs(span - 10.0) < 1e-9 else 0.2)
-        return A.Alignment(time_map=tm, confidence=conf, path=np.array([[0.0, 0.0], [span, 10.0]]),
-                           frame_rate=100.0, info=info)
-
-    monkeypatch.setattr(D, "_align_once", fake)
-    monkeypatch.setattr(D, "mixture_features", lambda *a, **k: None)
-    al = D.align_notes(np.zeros(10), SR, notes)
-    assert al.info["transpose"] == 0 and al.info["tempo_scale"] == 2.0 and al.confidence == 0.8

@@ -33,30 +33,20 @@ def align_notes(mix: np.ndarray, sr: int, notes: np.ndarray, tuning_cents: float
                 settings: Optional[AlignSettings] = None, features: Optional[MixFeatures] = None,
                 onset_lag: float = 0.0) -> Alignment:
     """Align a score's notes to a recording (see _align_once), and where the MIDI does not seem to
-    fit (confidence below settings.tempo_rescue_below) or was found in another key, try it again
-    (in its own key) at each of settings.tempo_rescue times its tempo (a MIDI written at half or
-    double the tempo played) and keep the best: a fit in key at another tempo over a transposition."""
-    import dataclasses
-
+    fit (confidence below settings.tempo_rescue_below), try it again at each of
+    settings.tempo_rescue times its tempo (a MIDI written at half or double the tempo played) and
+    keep the best."""
     settings = settings or AlignSettings()
     notes = _checked_notes(notes)
     feats = features if features is not None else mixture_features(mix, sr, tuning_cents, settings)
     best = _align_once(mix, sr, notes, tuning_cents, settings, feats, onset_lag)
-    moved = bool(best.info.get("transpose"))
-    if best.confidence >= settings.tempo_rescue_below and not moved:
+    if best.confidence >= settings.tempo_rescue_below:
         return best
-    # a transposition found at the written tempo may be the score at the wrong tempo matching
-    # other notes: the score in its own key at another tempo, if it fits, is the likelier reading
-    plain = dataclasses.replace(settings, transpose=False) if moved else settings
     for scale in settings.tempo_rescue:
         scaled = notes.copy()
         scaled[:, :2] *= scale
-        al = _align_once(mix, sr, scaled, tuning_cents, plain, feats, onset_lag)
-        if best.info.get("transpose"):      # still the transposed reading: any fit in key wins
-            take = al.confidence >= settings.tempo_rescue_below
-        else:
-            take = al.confidence > best.confidence
-        if take:
+        al = _align_once(mix, sr, scaled, tuning_cents, settings, feats, onset_lag)
+        if al.confidence > best.confidence:
             best = _rescaled(al, scale)
     return best
 
