@@ -1,6 +1,7 @@
 """bespoke batch --cluster ray: the options, the message without Ray, what each row asks for, the
 table's node column, the album's progress line; then, on a real local Ray cluster of two nodes,
 an album during which one node is killed mid-row, and an album stopped with Ctrl-C."""
+import contextlib
 import json
 import os
 import signal
@@ -118,6 +119,18 @@ def _separating(folder) -> list:
     return found
 
 
+@contextlib.contextmanager
+def _killed_on_exit(proc):
+    """Run the block; then kill ``proc``'s process group if it is still running (a failed test
+    leaves no batch behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _wait_for(what, deadline_s=120.0):
     t = time.monotonic()
     while time.monotonic() - t < deadline_s:
@@ -173,14 +186,10 @@ def test_an_album_survives_a_lost_node_and_resumes(tiny_song, tmp_path, two_node
            "--steps", "3", "--device", "cpu", "--seed", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                             start_new_session=True)
-    try:
+    with _killed_on_exit(proc):
         _wait_for(lambda: len(_separating(out)) >= 2)   # a row on each node
         cluster.remove_node(node_a)                      # node A dies mid-row
         stdout, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 1, stderr
     assert stderr.strip().splitlines()[-1] == "bespoke: error: 1 of 4 rows failed (see the table)"
     assert "Traceback" not in stderr
@@ -229,17 +238,13 @@ def test_ctrl_c_stops_every_task_of_a_local_cluster(tiny_song, tmp_path):
                              "100000", "--device", "cpu", "--seed", "0", "--memory-per-row", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                             start_new_session=True)
-    try:
+    with _killed_on_exit(proc):
         _wait_for(lambda: len(_separating(tmp_path / "out")) >= 1)
         time.sleep(3.0)  # into the rows' work
         os.killpg(proc.pid, signal.SIGINT)
         # the stop may take its grace time (30 s for the rows' clean-up) and Ray's shutdown: on a
         # loaded machine (make test beside the benchmarks) 120 s was seen not to be enough
         stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("bespoke: error: interrupted")
     assert "Traceback" not in stderr
