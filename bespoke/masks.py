@@ -107,7 +107,8 @@ def _pooled_mask(factors: Sequence[Tuple[np.ndarray, Grid, float]], Ps: Sequence
 
 def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
                 block_s: float = 30.0, power: float = 1.0, pool: str = "product", sharpness: float = 1.0,
-                on_progress: Optional[Callable[[float], None]] = None) -> np.ndarray:
+                on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0,
+                spatial_power: bool = False) -> np.ndarray:
     """Apply several masks pooled into one, each on its own log-frequency grid:
     ``factors`` = [(mask ``(n_log_k, n_frames)``, grid_k, exponent_k)], combined on the input's
     own STFT bins (so a fine grid keeps its detail). The grids must share the sample rate,
@@ -117,8 +118,11 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
     every mask lets it. pool "logit": the masks' weighted vote in log-odds,
     ``sigmoid(sharpness * sum_k e_k * logit(m_k))`` (``G / (G + R)`` with ``G = prod m_k ** (s e_k)``,
     ``R = prod (1 - m_k) ** (s e_k)``): the product of experts on both sides, target and rest, so
-    a confident mask can outvote an unsure one. Returns float32 ``(n_channels, n_samples)``; see
-    apply_mask."""
+    a confident mask can outvote an unsure one. ``spatial`` > 0 with two or more channels: the
+    pooled mask and its complement become the powers of a multichannel Wiener filter whose spatial
+    covariances are fitted in that many EM iterations (bespoke.spatial; 0: the same mask on every
+    channel; ``spatial_power``: the EM also re-estimates the two sources' powers). Returns float32
+    ``(n_channels, n_samples)``; see apply_mask."""
     _check_factors(factors, pool)
     grid = factors[0][1]
     C, n = audio.shape
@@ -137,7 +141,13 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
         X = stft.forward(seg)  # (C, n_lin_in, T)
         t = (s0 + np.arange(X.shape[-1]) * hop) / sr
         m_lin = _pooled_mask(factors, Ps, t * grid.frame_rate, n_mask, pool, sharpness, power)
-        Y = X * torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))[None]
+        m = torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))
+        if spatial > 0 and C > 1:
+            from .spatial import wiener
+
+            Y = wiener(X, torch.stack([m, 1.0 - m]), iterations=int(spatial), update_power=spatial_power)[0]
+        else:
+            Y = X * m[None]
         y = stft.inverse(Y, s1 - s0).numpy()
         out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
         if on_progress:

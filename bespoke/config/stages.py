@@ -149,6 +149,10 @@ class SeparateSettings:
     ensemble_one_part: float = 0.7
     ensemble_pool_one_part: str = "product"
     mask_power: float = 1.0
+    # Stereo and multichannel input: EM iterations of a multichannel Wiener filter fitted to the
+    # recording's stereo image, with the pooled mask's share of each bin's power (bespoke.spatial);
+    # 0: the same mask on every channel. Mono input is unchanged either way.
+    spatial: int = 0
     chunk_s: float = 20.0           # the network's mask is predicted this many seconds at a time ...
     context_s: float = 3.0          # ... with this much context either side
     block_s: float = 30.0           # the mask is applied to the input's STFT this many seconds at a time

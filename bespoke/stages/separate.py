@@ -37,6 +37,6 @@ def separate(ctx: Context, rec: Recording, aligned: Aligned, first: FirstPass, t
                             rec.tuning, device=ctx.device, settings=s.separate,
                             on_progress=lambda f: ctx.update(0.5 * f))
     stem = apply_masks(rec.audio.samples, rec.audio.sr, **ensemble_masks(net_mask, s.grid, first, s.separate),
-                       power=s.separate.mask_power, block_s=s.separate.block_s,
+                       power=s.separate.mask_power, block_s=s.separate.block_s, spatial=s.separate.spatial,
                        on_progress=lambda f: ctx.update(0.5 + 0.5 * f))
     return Separated(stem=stem, net_mask=net_mask if ctx.keep_masks else None)
