@@ -137,6 +137,7 @@ def main(argv=None) -> int:
     work = Path(a.work) if Path(a.work).is_absolute() else REPO / a.work
     rows = []
     t_all = time.time()
+    out = Path(a.out) if Path(a.out).is_absolute() else REPO / a.out
     for name, targets in parse_selection(a.songs):
         song = load_song(name, targets, log=log)
         if song is None:
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
             rows.append(row)
             log(f"{name} {song.part_names[t]} (pan {pos[t]:+.2f}): " +
                 ", ".join(f"{k} {row[k]:.2f}" for k in ["mixture", "mono"] + [f"spatial {k}" for k in iters]))
-    write(rows, iters, Path(a.out) if Path(a.out).is_absolute() else REPO / a.out, time.time() - t_all, a)
+            write(rows, iters, out, time.time() - t_all, a)  # after every target: a stopped run keeps its rows
     return 0
 
 
