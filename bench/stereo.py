@@ -30,23 +30,25 @@ def log(msg: str) -> None:
 
 
 def positions(song) -> List[float]:
-    """Each part's pan position in [-1, 1]: drums and bass (GM 32-39) centred; the others from
-    SIDES in turn, a part of an instrument already placed mirrored opposite it."""
-    pos, placed, k = [], {}, 0
+    """Each part's pan position in [-1, 1], as an engineer might mix it: drums and bass (GM 32-39)
+    centred; parts of one instrument spread wide (two: hard left and right, +-0.8); the others
+    from SIDES in turn."""
+    pos: List[float] = [None] * len(song.programs)
+    groups = {}
     for i, prog in enumerate(song.programs):
         inst = song.instrument(i)
         if inst == "drums" or 32 <= int(prog) <= 39:
-            pos.append(0.0)
-            continue
-        if inst in placed and -placed[inst] not in pos:
-            pos.append(-placed[inst])
-            continue
-        while SIDES[k % len(SIDES)] in pos and k < 2 * len(SIDES):
-            k += 1
-        p = SIDES[k % len(SIDES)]
-        k += 1
-        placed.setdefault(inst, p)
-        pos.append(p)
+            pos[i] = 0.0
+        else:
+            groups.setdefault(inst, []).append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            for i, p in zip(members, np.linspace(-0.8, 0.8, len(members))):
+                pos[i] = float(p)
+    free = [p for p in SIDES if p not in pos]
+    for i in range(len(pos)):
+        if pos[i] is None:
+            pos[i] = free.pop(0) if free else 0.0
     return pos
 
 
