@@ -105,10 +105,23 @@ def _pooled_mask(factors: Sequence[Tuple[np.ndarray, Grid, float]], Ps: Sequence
     return m_lin
 
 
+def _shares(others, frames: np.ndarray, n_mask: int, n_lin: int, sr: int, rest: torch.Tensor) -> list:
+    """``rest`` ``(n_lin, T)`` shared out among the ``others`` masks in proportion to them (where
+    they are all silent, evenly): one ``(n_lin, T)`` tensor each; ``[rest]`` without others."""
+    if not others:
+        return [rest]
+    o = torch.from_numpy(np.stack([
+        _pooled_mask([(mk, g, 1.0)], [log_to_lin(g, n_lin, sr)], frames, n_mask, "product", 1.0, 1.0)
+        for mk, g in others]).astype(np.float32))
+    total = o.sum(0, keepdim=True)
+    share = torch.where(total > 1e-6, o / total.clamp_min(1e-6), torch.full_like(o, 1.0 / len(others)))
+    return list(share * rest[None])
+
+
 def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
                 block_s: float = 30.0, power: float = 1.0, pool: str = "product", sharpness: float = 1.0,
                 on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0,
-                spatial_power: bool = False) -> np.ndarray:
+                spatial_power: bool = False, others: Sequence[Tuple[np.ndarray, Grid]] = ()) -> np.ndarray:
     """Apply several masks pooled into one, each on its own log-frequency grid:
     ``factors`` = [(mask ``(n_log_k, n_frames)``, grid_k, exponent_k)], combined on the input's
     own STFT bins (so a fine grid keeps its detail). The grids must share the sample rate,
@@ -121,8 +134,10 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
     a confident mask can outvote an unsure one. ``spatial`` > 0 with two or more channels: the
     pooled mask and its complement become the powers of a multichannel Wiener filter whose spatial
     covariances are fitted in that many EM iterations (bespoke.spatial; 0: the same mask on every
-    channel; ``spatial_power``: the EM also re-estimates the two sources' powers). Returns float32
-    ``(n_channels, n_samples)``; see apply_mask."""
+    channel; ``spatial_power``: the EM also re-estimates the sources' powers). ``others``: masks
+    ``(n_log_k, n_frames)`` of the other parts on their grids (the NMF's): with them the rest is
+    not one source but several, each the others' share of the complement, each with its own
+    place in the image. Returns float32 ``(n_channels, n_samples)``; see apply_mask."""
     _check_factors(factors, pool)
     grid = factors[0][1]
     C, n = audio.shape
@@ -145,7 +160,8 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
         if spatial > 0 and C > 1:
             from .spatial import wiener
 
-            Y = wiener(X, torch.stack([m, 1.0 - m]), iterations=int(spatial), update_power=spatial_power)[0]
+            rest = _shares(others, t * grid.frame_rate, n_mask, stft.n_lin, sr, 1.0 - m)
+            Y = wiener(X, torch.stack([m] + rest), iterations=int(spatial), update_power=spatial_power)[0]
         else:
             Y = X * m[None]
         y = stft.inverse(Y, s1 - s0).numpy()
