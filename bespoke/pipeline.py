@@ -117,20 +117,19 @@ class Result:
         """Write every stem and the residual, all or none (files.atomic_paths): ``template`` names
         them with ``{index}`` and ``{name}`` (e.g. "stems/{index}-{name}.flac"; the residual's name
         is "residual", its index the MIDI's part count). Without ``overwrite`` a file there already
-        is an OutputError and nothing is written. Returns the writer's figures by part index and
-        "residual" (path, clipped, peak, subtype, format)."""
-        from .audio import save_audio
+        is an OutputError and nothing is written. The residual file takes up the stems' rounding
+        (stems.write_set). Returns the writer's figures by part index and "residual" (path,
+        clipped, peak, subtype, format)."""
         from .files import atomic_paths
+        from .stems import write_set
 
         if not self.stems:
             raise ValueError("save_stems: this result holds one stem (separate with targets=... for several)")
         paths = self.stem_paths(template)
-        arrays = {**self.stems, "residual": self.residual}
         order = ["residual"] + list(self.stems)
         with atomic_paths([paths[k] for k in order], overwrite=overwrite) as tmps:
-            return {k: dict(path=paths[k], **save_audio(t, arrays[k], self.sr, subtype=subtype, fmt=fmt,
-                                                        like=self.input_subtype))
-                    for k, t in zip(order, tmps)}
+            info = write_set(self, dict(zip(order, tmps)), subtype=subtype, fmt=fmt)
+        return {k: dict(path=paths[k], **v) for k, v in info.items()}
 
 
 # --------------------------------------------------------------------------- the loop

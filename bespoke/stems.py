@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
+import numpy as np
+
 from .errors import OutputError
 
 FIELDS = ("{index}", "{name}")
@@ -48,7 +50,6 @@ def write_stems(res, audio, pm, paths: Dict[str, Optional[str]], mix, midi, fmt=
     residual (None: the template's), aligned_midi, plot, report}, all placed together, the stems
     last. Returns what was written: "stems", a list of {index, name, path, clipped, peak, ...} in
     part order, "residual" and the others as write_separation's."""
-    from .audio import save_audio
     from .files import atomic_paths
     from .midi import parts
     from .outputs import write_extras
@@ -58,18 +59,46 @@ def write_stems(res, audio, pm, paths: Dict[str, Optional[str]], mix, midi, fmt=
         where["residual"] = paths["residual"]
     order = [where["residual"]] + [paths[k] for k in ("aligned_midi", "plot", "report") if paths.get(k)] + \
         [where[i] for i in res.stems]
-    written: dict = {"stems": []}
     with atomic_paths(order, overwrite=overwrite) as tmps:
         tmp = dict(zip(order, tmps))
-        for i, stem in res.stems.items():
-            info = save_audio(tmp[where[i]], stem, res.sr, subtype=subtype, fmt=fmt, like=res.input_subtype)
-            written["stems"].append(dict(index=i, name=res.names[i], path=where[i], **info))
-        written["residual"] = dict(path=where["residual"], **res.save_residual(tmp[where["residual"]],
-                                                                                subtype=subtype, fmt=fmt))
+        info = write_set(res, {k: tmp[p] for k, p in where.items()}, subtype=subtype, fmt=fmt)
+        written = {"stems": [dict(index=i, name=res.names[i], path=where[i], **info[i]) for i in res.stems],
+                   "residual": dict(path=where["residual"], **info["residual"])}
         ps = parts(pm)
         write_extras(res, audio, pm, paths, tmp, written, mix, midi, command, where[next(iter(res.stems))],
-                      dict(targets=[vars(ps[i]) for i in res.stems]))
+                     dict(targets=[vars(ps[i]) for i in res.stems]))
     return written
+
+
+def write_set(res, paths: Dict[object, str], subtype=None, fmt=None) -> Dict[object, dict]:
+    """Write each of ``res.stems`` to ``paths[index]``, then the residual to ``paths["residual"]``
+    (audio.save_audio, the input's format unless told), the residual taking up what writing the
+    stems lost (their rounding to the sample format, clipping, a lossy codec's error), read back
+    from the files: the files then add up to the mixture to one file's rounding, not to the
+    stems' and the residual's together. Returns the writer's figures by index and "residual"."""
+    from .audio import save_audio
+
+    residual = res.residual.astype(np.float64)
+    info: Dict[object, dict] = {}
+    for i, stem in res.stems.items():
+        info[i] = save_audio(paths[i], stem, res.sr, subtype=subtype, fmt=fmt, like=res.input_subtype)
+        residual += stem
+        residual -= _read_back(paths[i], stem.shape)
+    info["residual"] = save_audio(paths["residual"], residual.astype(np.float32), res.sr, subtype=subtype, fmt=fmt,
+                                  like=res.input_subtype)
+    return info
+
+
+def _read_back(path, shape) -> np.ndarray:
+    """The audio file at ``path`` as float64 ``shape`` ``(n_channels, n_samples)`` (a codec's extra
+    samples cut, missing ones zero)."""
+    import soundfile as sf
+
+    x = sf.read(str(path), dtype="float64", always_2d=True)[0].T
+    out = np.zeros(shape, np.float64)
+    n = min(shape[1], x.shape[1])
+    out[:, :n] = x[:x.shape[0], :n]
+    return out
 
 
 

@@ -18,7 +18,7 @@ from bespoke.evaluate import si_sdr
 def _error_db(parts, mix) -> float:
     """How far the sum of ``parts`` is from ``mix``, in dB of the mixture's energy."""
     err = np.sum(parts, axis=0) - mix
-    return 10 * np.log10(np.sum(err ** 2) / np.sum(mix ** 2))
+    return 10 * np.log10((np.sum(err ** 2) + 1e-30) / np.sum(mix ** 2))
 
 
 @pytest.fixture(scope="module")
