@@ -195,3 +195,16 @@ def test_query_by_score_training_draws_every_part():
     template_low, other_low = strongest_below_c4(0), strongest_below_c4(2)
     assert 0 < template_low.sum() < 16                 # both parts drawn
     assert np.array_equal(template_low, ~other_low)    # the other channel holds the other part
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("targets", [None, [0, 2]], ids=["one", "several"])
+def test_self_training_runs_with_one_target_and_with_several(trio, targets):
+    """train.self_train swaps the NMF's estimates for the ensemble's half way: each target's, with several."""
+    from bespoke.config import Settings, override
+
+    s = override(Settings(), {"train": {"self_train": 0.5}})
+    res = bespoke.separate(str(trio / "mix.flac"), str(trio / "score.mid"), target=None if targets else 0,
+                           targets=targets, steps=2, seed=0, device="cpu", settings=s)
+    assert res.train.steps == 2
+    assert sorted(res.stems) == ([0, 2] if targets else [])
