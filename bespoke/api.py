@@ -10,7 +10,7 @@ options applied (``options.apply``), never modified.
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from . import midi as midimod
 from . import options
 from .audio import Audio, load_audio
 from .config import Settings
-from .pipeline import Progress, Result, run
+from .errors import InputError
+from .pipeline import Progress, Result, as_set, run
 
 PathLike = Union[str, os.PathLike]
 
@@ -49,8 +50,8 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
              align: bool = True, min_confidence: Optional[float] = None, force: bool = False,
              settings: Optional[Settings] = None, progress: Union[bool, Progress] = False,
              sr: Optional[int] = None, on_warning: Optional[Callable[[str], None]] = None,
-             keep_model: bool = False) -> Result:
-    """Separate one part of a recording, guided by an (unaligned) MIDI file.
+             keep_model: bool = False, targets: Optional[Union[str, Sequence[Union[int, str]]]] = None) -> Result:
+    """Separate one part of a recording, guided by an (unaligned) MIDI file, or several at once.
 
     mix: a path, an Audio, or an array ``(n_channels, n_samples)`` / ``(n_samples,)`` with ``sr``
     (float, full scale 1.0; an integer PCM array such as int16 is scaled to [-1, 1), and its
@@ -62,15 +63,29 @@ def separate(mix, midi, target: Optional[Union[int, str]] = None, program: Optio
     MIDI is already aligned. force: go on even when the alignment confidence is low or the
     MIDI's length is far from the recording's. settings: a config.Settings to start from (not
     modified). The options are those of ``bespoke separate`` (options.SEPARATE). Returns a Result.
+
+    targets: "all" (every part with notes) or a list of parts (as ``target`` takes them), instead
+    of ``target``: one alignment, one NMF and one network trained (in the same budget) for them
+    all, and a stem for each, ``Result.stems`` by part index, with ``Result.residual`` what none
+    of them explains; stems and residual add up to the mixture. ``Result.save_stems(template)``
+    writes them all. ``program`` names one part's instrument and is refused with several.
     """
+    if targets is not None and target is not None:
+        raise InputError("give «target» (one part) or targets (several), not both")
     s = options.apply(settings or Settings(), program=program, soundfont=soundfont, budget=budget, steps=steps,
                       device=device, seed=seed, precision=precision, no_align=not align,
                       min_confidence=min_confidence, force=force)
     audio = _audio(mix, sr)
     pm = _midi(midi)
-    idx = midimod.select_part(pm, target, source=_source(midi))
     prog = progress if isinstance(progress, Progress) else Progress(bool(progress))
-    return run(audio, pm, idx, s, progress=prog, keep_model=keep_model, on_warning=on_warning)
+    if targets is None:
+        idx = midimod.select_part(pm, target, source=_source(midi))
+        return run(audio, pm, idx, s, progress=prog, keep_model=keep_model, on_warning=on_warning)
+    idxs = midimod.select_parts(pm, targets, source=_source(midi))
+    if program is not None and len(idxs) > 1:
+        raise InputError("«program» names the target's instrument: give it with one target, not several")
+    res = run(audio, pm, idxs[0], s, progress=prog, keep_model=keep_model, on_warning=on_warning, targets=idxs)
+    return as_set(res)
 
 
 def align(mix, midi, program: Optional[Union[int, str]] = None, target: Optional[Union[int, str]] = None,

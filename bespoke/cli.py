@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import click
 
 from .errors import BespokeError
-from .options import FileName, click_options, cluster_options
+from .options import FileName, all_parts_option, click_options, cluster_options
 from .outputs import check_outputs
 from .rows import die_with_parent
 
@@ -86,6 +86,7 @@ Examples:
   bespoke separate song.wav violin.mid -o violin.wav
   bespoke separate song.flac quartet.mid --target "Violin I" -o v1.flac --residual rest.flac
   bespoke separate take.wav horn.mid --program "french horn" --budget 120 -o horn.wav
+  bespoke separate song.flac quartet.mid --all -o 'stems/{index}-{name}.flac'
 
 \b
 How it works: the MIDI is aligned to the recording (DTW); a score-informed
@@ -112,55 +113,52 @@ def cli():
 @click.argument("mix", type=click.Path(dir_okay=False))
 @click.argument("midi", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=FileName(dir_okay=False),
-              help="Where to write the stem; the extension picks the format (.wav, .flac, .ogg, .mp3).")
+              help="Where to write the stem; the extension picks the format (.wav, .flac, .ogg, .mp3). With --all "
+                   "or several --target, a name template: see --all.")
 @click_options
+@all_parts_option
 @click.option("--overwrite", is_flag=True, help="Replace output files that exist already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary; errors and warnings only.")
 def separate(mix, midi, output, target, program, soundfont, budget, steps, device, seed, precision, residual,
-             save_aligned, no_align, min_confidence, force, format, subtype, report, plot, overwrite, quiet):
-    """Extract the part that MIDI plays from the recording MIX."""
+             save_aligned, no_align, min_confidence, force, format, subtype, report, plot, all_parts, overwrite, quiet):
+    """Extract the part that MIDI plays from the recording MIX (or every part: --all)."""
     from . import api, options
-    from .audio import format_for_path, load_audio, plan_output
+    from .audio import load_audio
     from .config import Settings
     from .midi import load_midi, select_part
-    from .outputs import write_separation
+    from .outputs import plan_audio, prepare_outputs, write_separation
+    from .report import summary_line
+    from .stems import separate_several, stems_line
 
-    fmt = format
-    check_outputs([output, residual, save_aligned, report, plot], [mix, midi, soundfont], overwrite)
-    for out in (output, residual):
-        if out:
-            format_for_path(out, fmt)
-    if plot:
-        from .plot import check_figure_path, require_matplotlib
-
-        check_figure_path(plot)
-        require_matplotlib()
+    fmt, targets = format, list(target or ())
+    if all_parts and targets:
+        raise click.UsageError("--all separates every part: give --all or --target, not both")
+    run_opts = dict(program=program, soundfont=soundfont, budget=budget, steps=steps, device=device, seed=seed,
+                    precision=precision, align=not no_align, min_confidence=min_confidence, force=force,
+                    progress=_checked_progress(not quiet), on_warning=_warn)
+    outs = dict(residual=residual, aligned_midi=save_aligned, plot=plot, report=report)
+    if all_parts or len(targets) > 1:  # several stems: stems.separate_several
+        res, written = separate_several(mix, midi, output, "all" if all_parts else targets, run_opts, outs, fmt,
+                                        subtype, overwrite, command=_RUN["argv"], check_stop=_check_stop)
+        _warn_clipped(written["stems"] + [written["residual"]])
+        return None if quiet else click.echo(stems_line(written) + summary_line(res), err=True)
+    prepare_outputs([output, residual], [save_aligned, report, plot], [mix, midi, soundfont], overwrite, fmt, plot)
     audio = load_audio(mix)
     pm = load_midi(midi)
-    index = select_part(pm, target, source=midi)
-    for out in (output, residual):  # the container must take this rate and channel count: know it now
-        if out:
-            plan_output(out, audio.sr, audio.n_channels, like=audio.subtype, fmt=fmt, subtype=subtype)
-    settings = options.apply(Settings(), plot=bool(plot))
-    res = api.separate(audio, pm, target=index, program=program, soundfont=soundfont, budget=budget,
-                       steps=steps, device=device, seed=seed, precision=precision, align=not no_align,
-                       min_confidence=min_confidence, force=force, settings=settings,
-                       progress=_checked_progress(not quiet), on_warning=_warn)
+    index = select_part(pm, targets[0] if targets else None, source=midi)
+    plan_audio([output, residual], audio, fmt, subtype)
+    res = api.separate(audio, pm, target=index, settings=options.apply(Settings(), plot=bool(plot)), **run_opts)
     _check_stop()
-    written = write_separation(res, audio, pm, index, dict(stem=output, residual=residual, aligned_midi=save_aligned,
-                                                           plot=plot, report=report),
-                               mix=mix, midi=midi, fmt=fmt, subtype=subtype, command=_RUN["argv"],
-                               overwrite=overwrite)
-    for name in ("stem", "residual"):
-        if name in written and written[name]["clipped"]:
-            w = written[name]
-            _warn(f"{w['path']}: {w['clipped']} samples clipped (peak {w['peak']:.2f})")
+    written = write_separation(res, audio, pm, index, dict(outs, stem=output), mix=mix, midi=midi, fmt=fmt,
+                               subtype=subtype, command=_RUN["argv"], overwrite=overwrite)
+    _warn_clipped([written[k] for k in ("stem", "residual") if k in written])
     if not quiet:
-        t = res.timings
-        total = sum(t.values())
-        conf = f", alignment confidence {res.alignment.confidence:.2f}" if res.alignment is not None else ""
-        click.echo(f"wrote {output} ({res.stem.shape[0]} ch, {res.sr} Hz, {res.stem.shape[1] / res.sr:.1f} s) in "
-                   f"{total:.0f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + conf, err=True)
+        click.echo(f"wrote {output}" + summary_line(res), err=True)
+
+
+def _warn_clipped(written) -> None:
+    for w in (w for w in written if w["clipped"]):
+        _warn(f"{w['path']}: {w['clipped']} samples clipped (peak {w['peak']:.2f})")
 
 
 @cli.command()

@@ -129,45 +129,78 @@ class TrainingSet:
 
     def sample(self, rng: np.random.Generator, batch: int) -> dict:
         """A batch: ``target``/``background`` ``(B, L)`` waves and ``score`` ``(B, 3, n_log, T)``."""
-        R, g, sr = self.recipe, self.grid, self.grid.sr
-        tw = np.zeros((batch, self.L), np.float32)
-        bw = np.zeros((batch, self.L), np.float32)
-        sc = np.zeros((batch, 3, g.n_log, self.n_frames), np.float32)
-        eqs = np.ones((batch, 2, g.n_lin), np.float32)
+        out = _empty_batch(self, batch)
         for b in range(batch):
-            s0 = self._start(rng)
-            t0 = s0 / sr
-            tgt = augment.segment(_pick(self.targets, rng).wave, s0, self.L)
-            notes = augment.notes_in(self.song.target_notes, t0, t0 + R.segment_s + 1.0)
-            if R.jitter:
-                notes = augment.jitter_notes(notes, rng, R.jitter_onset_ms, R.jitter_offset_ms, R.jitter_global_ms)
-            src = _pick(self.backgrounds, rng)
-            bg_wave, bg_notes = src.wave, src.notes
-            s1 = int(rng.integers(0, max(len(bg_wave) - self.L, 1)))
-            shift = 0
-            if rng.random() < R.p_pitch_shift:
-                shift = int(rng.integers(-R.max_shift, R.max_shift + 1))
-            ratio = 2.0 ** (shift / 12.0)
-            need = int(self.L * ratio) + 16
-            bg = augment.segment(bg_wave, s1, need)
-            bg = augment.pitch_shift_resample(bg, shift, self.L) if shift else bg[:self.L]
-            other = augment.notes_in(bg_notes, s1 / sr, s1 / sr + R.segment_s * ratio + 1.0) \
-                if len(bg_notes) else bg_notes
-            if len(other):
-                other = augment.shift_notes(other, semitones=shift, time_scale=1.0 / ratio)
-            rb, rt = augment.rms(bg), augment.rms(tgt)
-            if rt > 1e-5:
-                gain_db = rng.uniform(*R.target_gain_db)
-                tgt = tgt * (rb / rt if rb > 1e-5 else 1.0) * augment.db_to_gain(gain_db)
-            if rng.random() < R.p_silent_target:
-                tgt = tgt * 0.0
-            level = augment.db_to_gain(rng.uniform(*R.mix_level_db)) * R.mix_rms / max(augment.rms(tgt + bg), 1e-4)
-            tw[b], bw[b] = tgt * level, bg * level
-            for k in range(2):
-                if rng.random() < R.p_eq:
-                    eqs[b, k] = augment.smooth_eq(g.n_lin, rng, R.eq_db)
-            sc[b] = score_channels(notes, other, g, self.n_frames, 0.0, self.song.tuning)
-        return {"target": tw, "background": bw, "score": sc, "eq": eqs}
+            self.example_into(out, b, rng)
+        return out
+
+    def example_into(self, out: dict, b: int, rng: np.random.Generator) -> None:
+        """Draw one example into row ``b`` of the batch ``out`` (see sample)."""
+        R, g, sr = self.recipe, self.grid, self.grid.sr
+        s0 = self._start(rng)
+        t0 = s0 / sr
+        tgt = augment.segment(_pick(self.targets, rng).wave, s0, self.L)
+        notes = augment.notes_in(self.song.target_notes, t0, t0 + R.segment_s + 1.0)
+        if R.jitter:
+            notes = augment.jitter_notes(notes, rng, R.jitter_onset_ms, R.jitter_offset_ms, R.jitter_global_ms)
+        bg, other = self._background(rng)
+        rb, rt = augment.rms(bg), augment.rms(tgt)
+        if rt > 1e-5:
+            gain_db = rng.uniform(*R.target_gain_db)
+            tgt = tgt * (rb / rt if rb > 1e-5 else 1.0) * augment.db_to_gain(gain_db)
+        if rng.random() < R.p_silent_target:
+            tgt = tgt * 0.0
+        level = augment.db_to_gain(rng.uniform(*R.mix_level_db)) * R.mix_rms / max(augment.rms(tgt + bg), 1e-4)
+        out["target"][b], out["background"][b] = tgt * level, bg * level
+        for k in range(2):
+            if rng.random() < R.p_eq:
+                out["eq"][b, k] = augment.smooth_eq(g.n_lin, rng, R.eq_db)
+        out["score"][b] = score_channels(notes, other, g, self.n_frames, 0.0, self.song.tuning)
+
+    def _background(self, rng: np.random.Generator):
+        """A background crop ``(L,)``, pitch-shifted at times, and the notes it holds."""
+        R, sr = self.recipe, self.grid.sr
+        src = _pick(self.backgrounds, rng)
+        bg_wave, bg_notes = src.wave, src.notes
+        s1 = int(rng.integers(0, max(len(bg_wave) - self.L, 1)))
+        shift = 0
+        if rng.random() < R.p_pitch_shift:
+            shift = int(rng.integers(-R.max_shift, R.max_shift + 1))
+        ratio = 2.0 ** (shift / 12.0)
+        need = int(self.L * ratio) + 16
+        bg = augment.segment(bg_wave, s1, need)
+        bg = augment.pitch_shift_resample(bg, shift, self.L) if shift else bg[:self.L]
+        other = augment.notes_in(bg_notes, s1 / sr, s1 / sr + R.segment_s * ratio + 1.0) \
+            if len(bg_notes) else bg_notes
+        if len(other):
+            other = augment.shift_notes(other, semitones=shift, time_scale=1.0 / ratio)
+        return bg, other
+
+
+class PartsTrainingSet:
+    """Training "query by score" for several parts at once: each example picks one part at random
+    and is drawn from that part's TrainingSet (its sources as target and background, its notes in
+    the score channels), so one network learns to separate whichever part the score channels name.
+    The sets must share the grid and the crop length."""
+
+    def __init__(self, sets: List[TrainingSet]):
+        if not sets:
+            raise ValueError("PartsTrainingSet: no part")
+        self.sets = list(sets)
+        self.grid, self.L, self.n_frames = sets[0].grid, sets[0].L, sets[0].n_frames
+
+    def sample(self, rng: np.random.Generator, batch: int) -> dict:
+        out = _empty_batch(self, batch)
+        for b in range(batch):
+            self.sets[int(rng.integers(len(self.sets)))].example_into(out, b, rng)
+        return out
+
+
+def _empty_batch(data, batch: int) -> dict:
+    g = data.grid
+    return {"target": np.zeros((batch, data.L), np.float32), "background": np.zeros((batch, data.L), np.float32),
+            "score": np.zeros((batch, 3, g.n_log, data.n_frames), np.float32),
+            "eq": np.ones((batch, 2, g.n_lin), np.float32)}
 
 
 def _pick(sources: List[Source], rng: np.random.Generator) -> Source:

@@ -138,14 +138,38 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
     ``(n_log_k, n_frames)`` of the other parts on their grids (the NMF's): with them the rest is
     not one source but several, each the others' share of the complement, each with its own
     place in the image. Returns float32 ``(n_channels, n_samples)``; see apply_mask."""
-    _check_factors(factors, pool)
-    grid = factors[0][1]
+    return _apply([dict(factors=factors, pool=pool, sharpness=sharpness)], audio, sr, block_s, power,
+                  False, on_progress, spatial, spatial_power, others)[0]
+
+
+def apply_mask_set(audio: np.ndarray, sr: int, specs: Sequence[dict], block_s: float = 30.0, power: float = 1.0,
+                   on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0,
+                   spatial_power: bool = False) -> list:
+    """Several stems that form a set: ``specs`` holds one part's apply_masks arguments each
+    (``factors``, and ``pool``, ``sharpness`` when not the defaults); each part's pooled mask is
+    made as apply_masks makes it, then, in every bin of the input's STFT where they add up to more
+    than 1, all of them are divided by their sum (a Wiener-style consistent decomposition: the
+    stems never share out more than the mixture holds, and what no part takes, ``1 - sum``, is left
+    for the residual). ``spatial``: as apply_masks, each part and the residual a source of the
+    multichannel Wiener filter. Returns one float32 ``(n_channels, n_samples)`` stem per spec; the
+    mixture less their sum is the residual."""
+    return _apply(specs, audio, sr, block_s, power, True, on_progress, spatial, spatial_power, ())
+
+
+def _apply(specs: Sequence[dict], audio: np.ndarray, sr: int, block_s: float, power: float, normalise: bool,
+           on_progress: Optional[Callable[[float], None]], spatial: int = 0, spatial_power: bool = False,
+           others: Sequence[Tuple[np.ndarray, Grid]] = ()) -> list:
+    """apply_masks (one spec) or apply_mask_set (``normalise``): one STFT of each block for every spec."""
+    specs = [{"pool": "product", "sharpness": 1.0, **sp} for sp in specs]
+    for sp in specs:
+        _check_factors(sp["factors"], sp["pool"])
+    grid = specs[0]["factors"][0][1]
     C, n = audio.shape
     stft = STFT.at_rate(grid, sr)
     n_fft, hop = stft.n_fft, stft.hop
-    Ps = [log_to_lin(g, stft.n_lin, sr) for _m, g, _w in factors]  # (n_lin_in, n_log_k)
-    n_mask = factors[0][0].shape[1]
-    out = np.zeros((C, n), dtype=np.float32)
+    Ps = [[log_to_lin(g, stft.n_lin, sr) for _m, g, _w in sp["factors"]] for sp in specs]  # (n_lin_in, n_log_k)
+    n_mask = specs[0]["factors"][0][0].shape[1]
+    outs = [np.zeros((C, n), dtype=np.float32) for _ in specs]
     block = max(int(block_s * sr), n_fft * 4)
     ctx = 2 * n_fft
     starts = list(range(0, n, block))
@@ -154,18 +178,24 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
         s0, s1 = max(a - ctx, 0), min(b + ctx, n)
         seg = torch.from_numpy(np.ascontiguousarray(audio[:, s0:s1], dtype=np.float32))
         X = stft.forward(seg)  # (C, n_lin_in, T)
-        t = (s0 + np.arange(X.shape[-1]) * hop) / sr
-        m_lin = _pooled_mask(factors, Ps, t * grid.frame_rate, n_mask, pool, sharpness, power)
-        m = torch.from_numpy(np.ascontiguousarray(m_lin, dtype=np.float32))
+        frames = (s0 + np.arange(X.shape[-1]) * hop) / sr * grid.frame_rate
+        m_lins = [_pooled_mask(sp["factors"], P, frames, n_mask, sp["pool"], sp["sharpness"], power)
+                  for sp, P in zip(specs, Ps)]
+        if normalise:
+            total = np.maximum(np.sum(m_lins, axis=0), 1.0)
+            m_lins = [m / total for m in m_lins]
+        ms = [torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32)) for m in m_lins]
         if spatial > 0 and C > 1:
             from .spatial import wiener
 
-            rest = _shares(others, t * grid.frame_rate, n_mask, stft.n_lin, sr, 1.0 - m)
-            Y = wiener(X, torch.stack([m] + rest), iterations=int(spatial), update_power=spatial_power)[0]
+            left = (1.0 - torch.stack(ms).sum(0)).clamp_min(0.0)
+            rest = [left] if normalise else _shares(others, frames, n_mask, stft.n_lin, sr, left)
+            Ys = wiener(X, torch.stack(ms + rest), iterations=int(spatial), update_power=spatial_power)[:len(ms)]
         else:
-            Y = X * m[None]
-        y = stft.inverse(Y, s1 - s0).numpy()
-        out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
+            Ys = [X * m[None] for m in ms]
+        for out, Y in zip(outs, Ys):
+            y = stft.inverse(Y, s1 - s0).numpy()
+            out[:, a:b] = y[:, a - s0:a - s0 + (b - a)]
         if on_progress:
             on_progress((k + 1) / len(starts))
-    return out
+    return outs

@@ -258,6 +258,18 @@ def check_duration(pm, audio_span: tuple, max_ratio: float, source: str = "the M
                          "is it the MIDI of this piece? («force» separates anyway)")
 
 
+def select_parts(pm, targets, source: str = "MIDI") -> List[int]:
+    """The indices of several target parts: ``targets`` "all" (every part with notes) or a list of
+    what select_part takes (repeats dropped, the order kept)."""
+    if isinstance(targets, str) and targets.strip().lower() == "all":
+        found = [i for i, inst in enumerate(pm.instruments) if inst.notes]
+    else:
+        found = [select_part(pm, t, source=source) for t in ([targets] if isinstance(targets, (str, int)) else targets)]
+    if not found:
+        raise InputError(f"{source}: no part to separate (none holds notes)")
+    return list(dict.fromkeys(found))
+
+
 def parts_table(pm) -> str:
     """The parts as an aligned text table (index, name, program, notes, time span)."""
     ps = parts(pm)

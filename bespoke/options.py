@@ -31,6 +31,7 @@ class Option:
     output: bool = False
     api: Optional[str] = None
     setting: Optional[str] = None   # the field of config.Settings it sets ("train.budget"), if one
+    multiple: bool = False          # the CLI's flag may repeat (a tuple of values)
 
     @property
     def keyword(self) -> str:
@@ -38,9 +39,10 @@ class Option:
 
 
 SEPARATE: Tuple[Option, ...] = (
-    Option("target", "--target", "str", short="-t",
+    Option("target", "--target", "str", short="-t", multiple=True,
            help="The part to extract when the MIDI has several: index (0, #2), track name, or instrument "
-                "('violin', 'program:40'). See 'bespoke info MIDI'."),
+                "('violin', 'program:40'). See 'bespoke info MIDI'. Repeat it to separate several parts at "
+                "once (as --all does, for those parts)."),
     Option("program", "--program", "str", short="-p", setting="program",
            help="The target's real instrument (GM number 0-127 or name), when the MIDI's program is wrong."),
     Option("soundfont", "--soundfont", "path", setting="synth.soundfont",
@@ -105,7 +107,7 @@ def _click_option(opt: Option):
              "int": click.IntRange(min=opt.minimum, max=opt.maximum),
              "float": click.FloatRange(opt.minimum, opt.maximum)}
     return click.option(*names, opt.name, type=types[opt.kind], default=None, show_default=opt.show_default,
-                        help=opt.help)
+                        help=opt.help, multiple=opt.multiple)
 
 
 def click_options(f):
@@ -145,6 +147,15 @@ def apply(settings, program=None, soundfont=None, budget=None, steps=None, devic
         align["keep_cost"] = True
     return override(settings, {k: v for k, v in tree.items() if v != {}})
 
+
+
+all_parts_option = click.option(
+    "--all", "all_parts", is_flag=True,
+    help="Separate every part at once: one alignment, NMF and network (in the same --budget), a stem per part "
+         "and the residual (what no part explains), which add up to the mixture. -o is then a name template "
+         "with {index} and/or {name}, filled for each part (its index, its track name made file-safe) and for "
+         "the residual (name 'residual', index the part count), e.g. 'stems/{index}-{name}.flac'; --residual, "
+         "if given, names the residual instead. Not a batch column (it writes several files).")
 
 
 def cluster_options(f):

@@ -51,6 +51,32 @@ def check_outputs(outputs: Sequence[Optional[str]], inputs: Sequence[Optional[st
         check_replaceable(p, overwrite)
 
 
+def prepare_outputs(audio_outputs: Sequence[Optional[str]], others: Sequence[Optional[str]],
+                    inputs: Sequence[Optional[str]], overwrite: bool, fmt=None, plot=None) -> None:
+    """Before any work: check_outputs on every output, a container for each audio output
+    (audio.format_for_path) and, with a plot, its format and matplotlib."""
+    from .audio import format_for_path
+
+    check_outputs(list(audio_outputs) + list(others), inputs, overwrite)
+    for out in audio_outputs:
+        if out:
+            format_for_path(out, fmt)
+    if plot:
+        from .plot import check_figure_path, require_matplotlib
+
+        check_figure_path(plot)
+        require_matplotlib()
+
+
+def plan_audio(outputs: Sequence[Optional[str]], audio, fmt=None, subtype=None) -> None:
+    """Each audio output's container must take the input's rate and channel count: know it now."""
+    from .audio import plan_output
+
+    for out in outputs:
+        if out:
+            plan_output(out, audio.sr, audio.n_channels, like=audio.subtype, fmt=fmt, subtype=subtype)
+
+
 def _report_inputs(audio, pm, mix, midi) -> dict:
     from .midi import parts
 
@@ -80,22 +106,28 @@ def write_separation(res, audio, pm, index: int, paths: Dict[str, Optional[str]]
         if paths.get("residual"):
             written["residual"] = dict(path=paths["residual"],
                                        **res.save_residual(tmp[paths["residual"]], subtype=subtype, fmt=fmt))
-        if paths.get("aligned_midi"):
-            res.save_aligned_midi(tmp[paths["aligned_midi"]])
-            written["aligned_midi"] = {"path": paths["aligned_midi"]}
-        if paths.get("plot"):
-            from .plot import save_figure, separation_figure
-
-            title = f"{Path(mix).name}: {Path(paths['stem']).name}"
-            save_figure(separation_figure(res, audio.samples, title=title), tmp[paths["plot"]])
-            written["plot"] = {"path": paths["plot"]}
-        if paths.get("report"):
-            from .report import build_report, write_json
-
-            part = parts(pm)[index]
-            written["report"] = {"path": paths["report"]}
-            program = res.settings.program if res.settings.program is not None else part.program
-            write_json(build_report(res, inputs=_report_inputs(audio, pm, mix, midi), outputs=written,
-                                    command=command, target=dict(vars(part), program_used=program)),
-                       tmp[paths["report"]])
+        part = parts(pm)[index]
+        program = res.settings.program if res.settings.program is not None else part.program
+        write_extras(res, audio, pm, paths, tmp, written, mix, midi, command, paths["stem"],
+                      dict(target=dict(vars(part), program_used=program)))
     return written
+
+
+def write_extras(res, audio, pm, paths, tmp, written, mix, midi, command, first_stem, target: dict) -> None:
+    """The aligned MIDI, the plot (of ``first_stem``) and the report (``target``: build_report's
+    target or targets) of a separation, to their temporaries ``tmp``."""
+    if paths.get("aligned_midi"):
+        res.save_aligned_midi(tmp[paths["aligned_midi"]])
+        written["aligned_midi"] = {"path": paths["aligned_midi"]}
+    if paths.get("plot"):
+        from .plot import save_figure, separation_figure
+
+        title = f"{Path(mix).name}: {Path(first_stem).name}"
+        save_figure(separation_figure(res, audio.samples, title=title), tmp[paths["plot"]])
+        written["plot"] = {"path": paths["plot"]}
+    if paths.get("report"):
+        from .report import build_report, write_json
+
+        written["report"] = {"path": paths["report"]}
+        write_json(build_report(res, inputs=_report_inputs(audio, pm, mix, midi), outputs=written,
+                                command=command, **target), tmp[paths["report"]])

@@ -14,7 +14,7 @@ import logging
 import pickle
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -69,7 +69,12 @@ class Progress:
 
 @dataclass
 class Result:
-    """What a separation hands back. Audio arrays are ``(n_channels, n_samples)`` at ``sr``."""
+    """What a separation hands back. Audio arrays are ``(n_channels, n_samples)`` at ``sr``.
+
+    With several targets (``api.separate(targets=...)``), ``stems`` holds every requested part's
+    stem by part index and ``names`` their file-safe names; ``stem`` is the first's, and
+    ``residual`` is the mixture less them all (what no requested part explains): the stems and
+    the residual add up to the mixture."""
 
     stem: np.ndarray
     residual: np.ndarray
@@ -85,6 +90,9 @@ class Result:
     masks: Optional[Dict[str, np.ndarray]] = None
     warnings: List[str] = field(default_factory=list)
     input_subtype: Optional[str] = None
+    stems: Dict[int, np.ndarray] = field(default_factory=dict)
+    names: Dict[int, str] = field(default_factory=dict)
+    n_parts: int = 0                         # the MIDI's parts, as given
 
     def save(self, path, subtype=None, fmt=None) -> dict:
         from .audio import save_audio
@@ -98,6 +106,30 @@ class Result:
 
     def save_aligned_midi(self, path) -> None:
         midimod.save_midi(self.aligned_midi, path)
+
+    def stem_paths(self, template: str) -> Dict[object, str]:
+        """Where save_stems(template) writes: {part index: path, "residual": path}."""
+        from .stems import stem_paths
+
+        return stem_paths(template, self.names, self.n_parts or len(self.aligned_midi.instruments))
+
+    def save_stems(self, template: str, subtype=None, fmt=None, overwrite: bool = False) -> Dict[object, dict]:
+        """Write every stem and the residual, all or none (files.atomic_paths): ``template`` names
+        them with ``{index}`` and ``{name}`` (e.g. "stems/{index}-{name}.flac"; the residual's name
+        is "residual", its index the MIDI's part count). Without ``overwrite`` a file there already
+        is an OutputError and nothing is written. The residual file takes up the stems' rounding
+        (stems.write_set). Returns the writer's figures by part index and "residual" (path,
+        clipped, peak, subtype, format)."""
+        from .files import atomic_paths
+        from .stems import write_set
+
+        if not self.stems:
+            raise ValueError("save_stems: this result holds one stem (separate with targets=... for several)")
+        paths = self.stem_paths(template)
+        order = ["residual"] + list(self.stems)
+        with atomic_paths([paths[k] for k in order], overwrite=overwrite) as tmps:
+            info = write_set(self, dict(zip(order, tmps)), subtype=subtype, fmt=fmt)
+        return {k: dict(path=paths[k], **v) for k, v in info.items()}
 
 
 # --------------------------------------------------------------------------- the loop
@@ -223,8 +255,11 @@ def _run_stage(st: Stage, state: RunState, ctx: Context, progress: "Progress") -
 
 def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optional["Progress"] = None,
         keep_model: bool = False, on_warning: Optional[Callable[[str], None]] = None,
-        state: Optional[RunState] = None, until: Optional[str] = None, keep_values: bool = False):
+        state: Optional[RunState] = None, until: Optional[str] = None, keep_values: bool = False,
+        targets: Sequence[int] = ()):
     """The whole pipeline on a loaded recording and MIDI (see api.separate for the arguments).
+    ``targets``: several parts to separate at once (one alignment, NMF and network; a stem each,
+    Result.stems); empty or one part: ``target_index`` alone.
 
     Returns a Result; with ``until`` (a stage name), the RunState after that stage instead (every
     value kept). ``state``: go on from a saved RunState, doing only the stages whose outputs it
@@ -235,7 +270,8 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
     progress = progress or Progress(False)
     state = state or RunState()
     state.values.setdefault("audio", audio)
-    state.values.setdefault("score", Score(pm, target_index))
+    several = tuple(int(i) for i in targets) if len(targets) > 1 else ()
+    state.values.setdefault("score", Score(pm, several[0] if several else target_index, several))
     state.settings = settings.to_dict()
 
     def warn(msg):
@@ -243,6 +279,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
         if on_warning:
             on_warning(msg)
 
+    n_parts = len(state.values["score"].midi.instruments)
     ctx = _context(settings, warn, keep_model)
     last = _last_use(STAGES)
     keep = keep_values or until is not None
@@ -259,7 +296,9 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
             for name in drop:
                 del state.values[name]
             release_memory()
-    return _result(state, settings, keep_model, masks)
+    res = _result(state, settings, keep_model, masks)
+    res.n_parts = n_parts
+    return res
 
 
 def _result(state: RunState, settings: Settings, keep_model: bool, masks: dict) -> "Result":
@@ -269,10 +308,29 @@ def _result(state: RunState, settings: Settings, keep_model: bool, masks: dict) 
     if keep_model:
         masks["net"] = separated.net_mask
         masks.setdefault("nmf", v["first_pass"].mask if "first_pass" in v else None)
-    residual = np.subtract(audio.samples, separated.stem, dtype=np.float32)
+    stems = dict(separated.stems)
+    total = separated.stem if not stems else np.sum(list(stems.values()), axis=0, dtype=np.float64)
+    residual = np.subtract(audio.samples, total, dtype=np.float32)
+    del total
     timings = dict(state.timings)
     timings["separate"] = timings.get("separate", 0.0) + time.perf_counter() - t
     return Result(stem=separated.stem, residual=residual, sr=audio.sr, aligned_midi=aligned.midi,
                   target_index=aligned.target_index, alignment=aligned.alignment, train=trained.result,
                   timings=timings, settings=settings, model=trained.model if keep_model else None,
-                  warnings=list(state.warnings), masks=masks if keep_model else None, input_subtype=audio.subtype)
+                  warnings=list(state.warnings), masks=masks if keep_model else None, input_subtype=audio.subtype,
+                  stems=stems, names=_names(aligned.midi, stems))
+
+
+def as_set(res: Result) -> Result:
+    """``res`` with its one stem in ``stems`` too (a set of one: a run with a single target)."""
+    if not res.stems:
+        res.stems = {res.target_index: res.stem}
+        res.names = _names(res.aligned_midi, res.stems)
+    return res
+
+
+def _names(pm, stems: dict) -> Dict[int, str]:
+    """Each stem's part name as a file name may hold it (outputs.safe_name)."""
+    from .stems import safe_name
+
+    return {i: safe_name(pm.instruments[i].name, pm.instruments[i].program, pm.instruments[i].is_drum) for i in stems}

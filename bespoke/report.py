@@ -127,11 +127,13 @@ def device_info(device: Optional[str]) -> dict:
 
 
 def build_report(result, inputs: dict, outputs: dict, command: Optional[Sequence[str]] = None,
-                 target: Optional[dict] = None) -> dict:
+                 target: Optional[dict] = None, targets: Optional[list] = None) -> dict:
     """A JSON-ready dict describing one separation.
 
     result: pipeline.Result. inputs: {"mix": {...}, "midi": {...}} as the caller knows them.
-    outputs: {name: {"path": ..., ...}}. command: the argument list, for repeating the run.
+    outputs: {name: {"path": ..., ...}} (with several stems, "stems": a list of {index, name,
+    path, ...}). command: the argument list, for repeating the run. targets: with several
+    targets, each one's part (the report then has a "targets" list, and "target" is None).
     """
     s = result.settings
     al = result.alignment
@@ -158,7 +160,7 @@ def build_report(result, inputs: dict, outputs: dict, command: Optional[Sequence
         }
     device = tr.device if tr is not None else (s.device if s is not None else None)
     seed = (s.seed if s is not None else None)
-    return jsonable({
+    doc = {
         "bespoke": "separate",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": list(command) if command is not None else None,
@@ -176,7 +178,19 @@ def build_report(result, inputs: dict, outputs: dict, command: Optional[Sequence
         "training": training,
         "warnings": list(result.warnings),
         "settings": s.to_dict() if s is not None else None,
-    })
+    }
+    if targets is not None:
+        doc["targets"] = targets
+    return jsonable(doc)
+
+
+def summary_line(result) -> str:
+    """What the CLI says after the files: ' (2 ch, 44100 Hz, 43.0 s) in 60 s: align 1.0 s, ..., alignment
+    confidence 0.99'."""
+    t = result.timings
+    conf = f", alignment confidence {result.alignment.confidence:.2f}" if result.alignment is not None else ""
+    return (f" ({result.stem.shape[0]} ch, {result.sr} Hz, {result.stem.shape[1] / result.sr:.1f} s) in "
+            f"{sum(t.values()):.0f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + conf)
 
 
 def write_json(data: dict, path) -> None:

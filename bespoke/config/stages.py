@@ -30,6 +30,10 @@ class SynthSettings:
     soundfont: Optional[str] = None
     n_programs: int = 3             # GM programs of the target's family used for training timbres
     n_renders: int = 6              # renderings of the target (programs x soundfonts x performances)
+    # With several parts separated at once (one network for them all), renderings in all, shared
+    # among the parts (at least 2 and at most n_renders each), so the synth stage's time and the
+    # training material's memory stay about twice one part's
+    n_renders_all: int = 12
     vary: bool = True               # vary each rendering's performance (durations, dynamics, vibrato)
     extra_soundfonts: int = 1       # other installed soundfonts used besides the main one
     detune_spread_cents: float = 8.0  # a varied rendering is detuned by up to +- this from the recording's tuning
@@ -46,6 +50,12 @@ class SynthSettings:
     vibrato_cents: tuple = (8.0, 30.0)
     vibrato_hz: tuple = (4.5, 6.5)
     bend_range: float = 2.0
+
+    def renders_per_part(self, n_parts: int) -> int:
+        """Renderings of each part when ``n_parts`` parts are separated at once (n_renders for one)."""
+        if n_parts <= 1:
+            return self.n_renders
+        return int(min(self.n_renders, max(2, -(-self.n_renders_all // n_parts))))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Context (the settings, the device, the seed, a progress callback and a warning s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,10 +37,17 @@ class Context:
 
 @dataclass
 class Score:
-    """The MIDI as given (pretty_midi.PrettyMIDI, score time) and the part to separate."""
+    """The MIDI as given (pretty_midi.PrettyMIDI, score time) and the part to separate; with
+    several parts separated at once, ``targets`` lists them (target_index is the first)."""
 
     midi: object
     target_index: int
+    targets: Tuple[int, ...] = ()
+
+    @property
+    def requested(self) -> Tuple[int, ...]:
+        """The parts to separate: ``targets``, or the target alone."""
+        return tuple(self.targets) or (self.target_index,)
 
 
 @dataclass
@@ -62,14 +69,21 @@ class Aligned:
     programs: each part's GM program (the target's from settings.program when given).
     alignment: align.Alignment, or None when the MIDI came aligned.
     octave_shifts: {part index: semitones} for parts that sound an octave from their notes
-    (align/octave.py); the later stages take the parts as they sound (``sounding``)."""
+    (align/octave.py); the later stages take the parts as they sound (``sounding``).
+    targets: the parts separated at once when there are several (Score.targets), else ()."""
 
     midi: object
     target_index: int
     programs: List[int]
     alignment: Optional[object] = None
     octave_shifts: Dict[int, int] = field(default_factory=dict)
+    targets: Tuple[int, ...] = ()
     _sounding: object = field(default=None, repr=False)
+
+    @property
+    def several(self) -> bool:
+        """Whether several parts are separated at once (one network, one stem each)."""
+        return len(self.targets) > 1
 
     @property
     def sounding(self):
@@ -110,6 +124,19 @@ class Aligned:
         others = self.others
         return np.concatenate([notes_array(i) for i in others]) if others else np.zeros((0, 4))
 
+    def part_notes(self, index: int) -> np.ndarray:
+        """Part ``index``'s notes ``(n, 4)`` as they sound."""
+        from ..midi import notes_array
+
+        return notes_array(self.sounding.instruments[index])
+
+    def notes_except(self, index: int) -> np.ndarray:
+        """Every other part's notes ``(n, 4)``, as other_notes is for the target."""
+        from ..midi import notes_array
+
+        others = [inst for i, inst in enumerate(self.sounding.instruments) if i != index]
+        return np.concatenate([notes_array(i) for i in others]) if others else np.zeros((0, 4))
+
 
 @dataclass
 class FirstPass:
@@ -121,25 +148,36 @@ class FirstPass:
     grid: Grid
     one_part: bool
     drums: bool = False
+    part_masks: Dict[int, np.ndarray] = field(default_factory=dict)  # several targets: each one's, by index
+
+    def mask_of(self, index: Optional[int] = None) -> np.ndarray:
+        """Part ``index``'s mask (None: the target's)."""
+        return self.mask if index is None else self.part_masks[index]
 
 
 @dataclass
 class Estimates:
-    """The target and the rest as the NMF hears them, each mono ``(n_samples,)`` at Recording.sr."""
+    """The target and the rest as the NMF hears them, each mono ``(n_samples,)`` at Recording.sr;
+    with several targets, ``parts`` holds each one as the NMF hears it, by index (its rest is the
+    mixture less it)."""
 
     target: np.ndarray
     rest: np.ndarray
+    parts: Dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
 class Material:
     """What the network trains on: sources of the target and of the rest (data.Source), the
-    song (data.Song) on the training timeline, and the excerpts that timeline is made of."""
+    song (data.Song) on the training timeline, and the excerpts that timeline is made of. With
+    several targets, ``parts`` holds each one's Material by index (the network is trained on
+    them all, data.PartsTrainingSet), and the fields above are the first target's."""
 
     song: object
     targets: list
     backgrounds: list
     excerpts: object
+    parts: Dict[int, "Material"] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,8 +191,11 @@ class Trained:
 @dataclass
 class Separated:
     """The stem, ``(n_channels, n_samples)`` at the input's rate, and the network's mask
-    ``(grid.n_log, n_frames)`` (kept for reports and plots when asked)."""
+    ``(grid.n_log, n_frames)`` (kept for reports and plots when asked). With several targets,
+    ``stems`` holds each one's stem by index (their masks normalised to sum to at most 1 in
+    every bin), and ``stem`` is the first's."""
 
     stem: np.ndarray
     net_mask: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)
+    stems: Dict[int, np.ndarray] = field(default_factory=dict)

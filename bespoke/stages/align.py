@@ -114,13 +114,7 @@ def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
     pm, idx = score.midi, score.target_index
     if s.align.enabled:
         check_pitched(pm)
-    where = (f"a recording sampled at {rec.audio.sr} Hz holds" if rec.audio.sr < rec.sr
-             else f"the analysis (at {rec.sr} Hz) holds")
-    warning = check_audible(pm, idx, min(rec.sr, rec.audio.sr) / 2.0, where)
-    if warning:
-        ctx.warn(warning)
-    if pm.instruments[idx].is_drum:
-        ctx.warn("the target is a drum part: bespoke is tuned for pitched parts; expect a rough stem")
+    _check_targets(ctx, rec, pm, score.requested)
     alignment, feats = None, None
     if s.align.enabled or s.align.octave_check:
         from ..align import mixture_features
@@ -133,12 +127,27 @@ def align(ctx: Context, rec: Recording, score: Score) -> Aligned:
                 ctx.warn(warning)
     shifts = _octave_shifts(ctx, pm, feats)
     out = Aligned(midi=pm, target_index=idx, programs=part_programs(pm, idx, s.program), alignment=alignment,
-                  octave_shifts=shifts)
-    if out.target_notes()[:, 0].min() > rec.audio.duration:
-        raise InputError("after alignment the target's notes all lie past the end of the recording")
+                  octave_shifts=shifts, targets=tuple(score.targets) if len(score.requested) > 1 else ())
+    for i in score.requested:
+        if out.part_notes(i)[:, 0].min() > rec.audio.duration:
+            which = "the target's" if len(score.requested) == 1 else f"part #{i}'s"
+            raise InputError(f"after alignment {which} notes all lie past the end of the recording")
     if s.rest.enabled and sum(1 for n in out.parts_notes() if len(n)) <= 1:
         out = with_rest(ctx, rec, out)
     return out
+
+
+def _check_targets(ctx: Context, rec: Recording, pm, requested) -> None:
+    """check_audible for each part to separate (its warnings passed on), and a warning for a drum part."""
+    where = (f"a recording sampled at {rec.audio.sr} Hz holds" if rec.audio.sr < rec.sr
+             else f"the analysis (at {rec.sr} Hz) holds")
+    for i in requested:
+        warning = check_audible(pm, i, min(rec.sr, rec.audio.sr) / 2.0, where)
+        if warning:
+            ctx.warn(warning)
+        if pm.instruments[i].is_drum:
+            which = "the target is" if len(requested) == 1 else f"part #{i} is"
+            ctx.warn(f"{which} a drum part: bespoke is tuned for pitched parts; expect a rough stem")
 
 
 def with_rest(ctx: Context, rec: Recording, aligned: Aligned) -> Aligned:
@@ -164,4 +173,4 @@ def with_rest(ctx: Context, rec: Recording, aligned: Aligned) -> Aligned:
                   for a, b, p, v in rest]
     pm.instruments.append(inst)
     return Aligned(midi=pm, target_index=aligned.target_index, programs=list(aligned.programs) + [int(cfg.program)],
-                   alignment=aligned.alignment, octave_shifts=dict(aligned.octave_shifts))
+                   alignment=aligned.alignment, octave_shifts=dict(aligned.octave_shifts), targets=aligned.targets)

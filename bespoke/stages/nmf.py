@@ -28,7 +28,7 @@ def nmf_setup(settings: Settings, n_parts: int) -> Tuple[Grid, NMFSettings]:
 
 
 def factorise(mix: np.ndarray, grid: Grid, parts_notes, target_index: int, tuning: float, cfg: NMFSettings,
-              seed: int = 0, percussive=None, timbres=None, tie=None, device=None):
+              seed: int = 0, percussive=None, timbres=None, tie=None, device=None, also=()):
     """Score-informed NMF of the mixture (mono ``(n_samples,)`` at grid.sr) under the aligned score
     (``percussive``: for each part, whether it is struck or plucked; ``timbres``: each part's
     rendered notes, see nmf.note_spectra; ``tie``: each part's label for shared templates; see
@@ -36,7 +36,8 @@ def factorise(mix: np.ndarray, grid: Grid, parts_notes, target_index: int, tunin
     the CPU).
 
     Returns (the target's NMF mask ``(grid.n_log, n_frames)``, the target as NMF hears it and
-    the rest, both ``(n_samples,)``)."""
+    the rest, both ``(n_samples,)``); with ``also`` (more part indices), a fourth item: their
+    masks by index (the factorisation models every part anyway)."""
     import torch
 
     from ..masks import apply_mask
@@ -44,16 +45,19 @@ def factorise(mix: np.ndarray, grid: Grid, parts_notes, target_index: int, tunin
     from ..spectral import log_magnitude
 
     V = torch.from_numpy(log_magnitude(mix, grid))
-    res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index],
+    res = score_nmf(V, parts_notes, grid, tuning, cfg, seed=seed, keep=[target_index, *also],
                     percussive=percussive, timbres=timbres, tie=tie, device=device)
     mask = res.masks[0]
     est = apply_mask(mix[None], grid.sr, mask, grid)[0]
+    if also:
+        return mask, est, (mix - est).astype(np.float32), dict(zip(also, res.masks[1:]))
     return mask, est, (mix - est).astype(np.float32)
 
 
 def nmf(ctx: Context, rec: Recording, aligned: Aligned) -> Tuple[FirstPass, Estimates]:
     """Recording + Aligned -> FirstPass (the target's mask) and Estimates (target and rest)."""
     from .. import midi as midimod
+    from ..masks import apply_mask
     from ..nmf import note_spectra
 
     insts = aligned.sounding.instruments
@@ -66,7 +70,16 @@ def nmf(ctx: Context, rec: Recording, aligned: Aligned) -> Tuple[FirstPass, Esti
                            ctx.settings.synth.soundfont) if cfg.timbre_init else None
     # parts of one instrument share their templates (drum parts never)
     tie = [None if drum else int(p) for p, drum in zip(aligned.programs, drums)] if cfg.tie else None
-    mask, target, rest = factorise(rec.mix, grid, parts_notes, aligned.target_index, rec.tuning, cfg, ctx.seed,
-                                   percussive, timbres, tie, ctx.device)
+    idx = aligned.target_index
+    also = tuple(i for i in aligned.targets if i != idx)
+    out = factorise(rec.mix, grid, parts_notes, idx, rec.tuning, cfg, ctx.seed, percussive, timbres, tie,
+                    ctx.device, also=also)
+    mask, target, rest = out[:3]
     has_drums = any(drum and len(n) for drum, n in zip(drums, parts_notes))
-    return FirstPass(mask=mask, grid=grid, one_part=n_parts <= 1, drums=has_drums), Estimates(target=target, rest=rest)
+    first = FirstPass(mask=mask, grid=grid, one_part=n_parts <= 1, drums=has_drums)
+    est = Estimates(target=target, rest=rest)
+    if also:  # several targets: each one's mask, and each one as the NMF hears it
+        first.part_masks = {idx: mask, **out[3]}
+        est.parts = {i: target if i == idx else apply_mask(rec.mix[None], grid.sr, m, grid)[0]
+                     for i, m in first.part_masks.items()}
+    return first, est
