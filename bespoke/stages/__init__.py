@@ -149,6 +149,8 @@ class FirstPass:
     one_part: bool
     drums: bool = False
     part_masks: Dict[int, np.ndarray] = field(default_factory=dict)  # several targets: each one's, by index
+    # one target in stereo (SeparateSettings.spatial): the other parts' masks, by index, for the spatial filter
+    others: Dict[int, np.ndarray] = field(default_factory=dict)
 
     def mask_of(self, index: Optional[int] = None) -> np.ndarray:
         """Part ``index``'s mask (None: the target's)."""

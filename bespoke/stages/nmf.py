@@ -72,12 +72,17 @@ def nmf(ctx: Context, rec: Recording, aligned: Aligned) -> Tuple[FirstPass, Esti
     tie = [None if drum else int(p) for p, drum in zip(aligned.programs, drums)] if cfg.tie else None
     idx = aligned.target_index
     also = tuple(i for i in aligned.targets if i != idx)
+    # stereo: the spatial filter models the rest as the other parts, each where it sits (their masks)
+    spatial = not also and rec.audio.n_channels > 1 and ctx.settings.separate.spatial > 0 and n_parts > 1
+    others = tuple(i for i, n in enumerate(parts_notes) if i != idx and len(n)) if spatial else ()
     out = factorise(rec.mix, grid, parts_notes, idx, rec.tuning, cfg, ctx.seed, percussive, timbres, tie,
-                    ctx.device, also=also)
+                    ctx.device, also=also or others)
     mask, target, rest = out[:3]
     has_drums = any(drum and len(n) for drum, n in zip(drums, parts_notes))
     first = FirstPass(mask=mask, grid=grid, one_part=n_parts <= 1, drums=has_drums)
     est = Estimates(target=target, rest=rest)
+    if others:
+        first.others = dict(out[3])
     if also:  # several targets: each one's mask, and each one as the NMF hears it
         first.part_masks = {idx: mask, **out[3]}
         est.parts = {i: target if i == idx else apply_mask(rec.mix[None], grid.sr, m, grid)[0]

@@ -43,6 +43,7 @@ def separate(ctx: Context, rec: Recording, aligned: Aligned, first: FirstPass, t
                             on_progress=lambda f: ctx.update(0.5 * f))
     stem = apply_masks(rec.audio.samples, rec.audio.sr, **ensemble_masks(net_mask, s.grid, first, s.separate),
                        power=s.separate.mask_power, block_s=s.separate.block_s, spatial=s.separate.spatial,
+                       others=[(m, first.grid) for m in first.others.values()],
                        on_progress=lambda f: ctx.update(0.5 + 0.5 * f))
     return Separated(stem=stem, net_mask=net_mask if ctx.keep_masks else None)
 
@@ -63,6 +64,7 @@ def separate_parts(ctx: Context, rec: Recording, aligned: Aligned, first: FirstP
         first_net = net_mask if first_net is None else first_net
         specs.append(ensemble_masks(net_mask, s.grid, first, s.separate, part=i))
     stems = apply_mask_set(rec.audio.samples, rec.audio.sr, specs, power=s.separate.mask_power,
-                           block_s=s.separate.block_s, on_progress=lambda f: ctx.update(0.5 + 0.5 * f))
+                           block_s=s.separate.block_s, spatial=s.separate.spatial,
+                           on_progress=lambda f: ctx.update(0.5 + 0.5 * f))
     by_part = dict(zip(idxs, stems))
     return Separated(stem=by_part[idxs[0]], net_mask=first_net if ctx.keep_masks else None, stems=by_part)
