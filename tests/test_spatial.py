@@ -71,3 +71,59 @@ def test_apply_masks_stereo_uses_where_the_part_sits():
     stereo = apply_masks(mix, sr, [(mask, grid, 1.0)], spatial=3)
     assert stereo.shape == mix.shape and stereo.dtype == np.float32
     assert si_sdr(stereo.reshape(-1), target.reshape(-1)) > si_sdr(mono.reshape(-1), target.reshape(-1)) + 3.0
+
+
+def _panned_duo():
+    """A two-part song (melody, chords) mixed in stereo, melody left and chords right: the mixture
+    ``(2, n)``, each part's stereo image, and the score de-aligned."""
+    from conftest import SR, make_score
+
+    from bespoke.synth import bundled_soundfont, render
+
+    true = make_score()
+    sf2 = bundled_soundfont()
+    images = []
+    for i, (gl, gr) in enumerate(((0.95, 0.25), (0.3, 0.9))):
+        y = render([true.instruments[i]], SR, soundfont=sf2, duration=8.5)
+        y = 0.3 * y / (np.abs(y).max() + 1e-9)
+        images.append(np.stack([gl * y, gr * y]).astype(np.float32))
+    return np.sum(images, axis=0), images, make_score(tempo_scale=1.1, offset=0.3), SR
+
+
+def test_stereo_stems_use_the_image_and_still_add_up_to_the_mix():
+    """--all on a stereo song: with the spatial filter the stems are closer to each part's image
+    than with one mask on both channels, and stems + residual are the mixture."""
+    import dataclasses
+
+    import bespoke
+    from bespoke.config import Settings
+
+    mix, images, score, sr = _panned_duo()
+    base = Settings()
+    got = {}
+    for k in (0, 3):
+        s = dataclasses.replace(base, separate=dataclasses.replace(base.separate, spatial=k))
+        r = bespoke.separate(mix, score, sr=sr, targets="all", steps=4, seed=0, settings=s)
+        assert set(r.stems) == {0, 1} and all(st.shape == mix.shape for st in r.stems.values())
+        total = np.sum(list(r.stems.values()), axis=0) + r.residual
+        assert np.abs(total - mix).max() < 1e-5
+        got[k] = [si_sdr(r.stems[i].reshape(-1), images[i].reshape(-1)) for i in (0, 1)]
+    assert np.mean(got[3]) > np.mean(got[0]) + 1.0, got
+
+
+def test_one_target_in_stereo_models_the_rest_as_the_other_parts():
+    """One target of a stereo song: the NMF keeps the other parts' masks for the spatial filter
+    (FirstPass.others), and not for a mono song or with the filter off."""
+    import dataclasses
+
+    from bespoke.audio import Audio
+    from bespoke.config import Settings
+    from bespoke.pipeline import run
+
+    mix, _images, score, sr = _panned_duo()
+    on = Settings(seed=0)
+    on = dataclasses.replace(on, separate=dataclasses.replace(on.separate, spatial=2))
+    off = dataclasses.replace(on, separate=dataclasses.replace(on.separate, spatial=0))
+    for audio, s, kept in ((mix, on, {1}), (mix[:1], on, set()), (mix, off, set())):
+        st = run(Audio.from_array(audio, sr), score, 0, s, until="nmf")
+        assert set(st.values["first_pass"].others) == kept
