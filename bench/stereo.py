@@ -149,15 +149,15 @@ def separate_ways(result, mix: np.ndarray, sr: int, part_masks, iterations: List
     others = [(m, part_masks[1]) for i, m in part_masks[0].items() if i != t] if part_masks else []
     for k in ["0"] + list(iterations):
         out["mono" if k == "0" else f"spatial {k}"] = apply_masks(
-            mix.astype(np.float32), sr, **spec, block_s=s.separate.block_s, spatial=int(k.rstrip("p+")),
-            spatial_power="p" in k, others=others if "+" in k else ())
+            mix.astype(np.float32), sr, **spec, block_s=s.separate.block_s, spatial=int(k.rstrip("+")),
+            others=others if "+" in k else ())
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.stereo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--songs", default="brahms,lussier,chorale-clarinets,track00001,track01501")
-    ap.add_argument("--iterations", default="1,2,3,5,3p")
+    ap.add_argument("--iterations", default="3,5,5+,8+")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--out", default="bench/STEREO.md")
     ap.add_argument("--work", default="bench/work/stereo")
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     import bespoke
     from bench.songs import load_song, parse_selection
 
-    # "3": 3 EM iterations; "3p": also the powers; "3+": the rest as the other parts (their NMF masks)
+    # "3": 3 EM iterations; "3+": the rest as the other parts (their NMF masks)
     iters = [x for x in a.iterations.split(",") if x]
     work = Path(a.work) if Path(a.work).is_absolute() else REPO / a.work
     rows = []

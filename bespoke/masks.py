@@ -121,7 +121,7 @@ def _shares(others, frames: np.ndarray, n_mask: int, n_lin: int, sr: int, rest: 
 def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, Grid, float]],
                 block_s: float = 30.0, power: float = 1.0, pool: str = "product", sharpness: float = 1.0,
                 on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0,
-                spatial_power: bool = False, others: Sequence[Tuple[np.ndarray, Grid]] = ()) -> np.ndarray:
+                others: Sequence[Tuple[np.ndarray, Grid]] = ()) -> np.ndarray:
     """Apply several masks pooled into one, each on its own log-frequency grid:
     ``factors`` = [(mask ``(n_log_k, n_frames)``, grid_k, exponent_k)], combined on the input's
     own STFT bins (so a fine grid keeps its detail). The grids must share the sample rate,
@@ -134,17 +134,16 @@ def apply_masks(audio: np.ndarray, sr: int, factors: Sequence[Tuple[np.ndarray, 
     a confident mask can outvote an unsure one. ``spatial`` > 0 with two or more channels: the
     pooled mask and its complement become the powers of a multichannel Wiener filter whose spatial
     covariances are fitted in that many EM iterations (bespoke.spatial; 0: the same mask on every
-    channel; ``spatial_power``: the EM also re-estimates the sources' powers). ``others``: masks
+    channel). ``others``: masks
     ``(n_log_k, n_frames)`` of the other parts on their grids (the NMF's): with them the rest is
     not one source but several, each the others' share of the complement, each with its own
     place in the image. Returns float32 ``(n_channels, n_samples)``; see apply_mask."""
     return _apply([dict(factors=factors, pool=pool, sharpness=sharpness)], audio, sr, block_s, power,
-                  False, on_progress, spatial, spatial_power, others)[0]
+                  False, on_progress, spatial, others)[0]
 
 
 def apply_mask_set(audio: np.ndarray, sr: int, specs: Sequence[dict], block_s: float = 30.0, power: float = 1.0,
-                   on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0,
-                   spatial_power: bool = False) -> list:
+                   on_progress: Optional[Callable[[float], None]] = None, spatial: int = 0) -> list:
     """Several stems that form a set: ``specs`` holds one part's apply_masks arguments each
     (``factors``, and ``pool``, ``sharpness`` when not the defaults); each part's pooled mask is
     made as apply_masks makes it, then, in every bin of the input's STFT where they add up to more
@@ -153,11 +152,11 @@ def apply_mask_set(audio: np.ndarray, sr: int, specs: Sequence[dict], block_s: f
     for the residual). ``spatial``: as apply_masks, each part and the residual a source of the
     multichannel Wiener filter. Returns one float32 ``(n_channels, n_samples)`` stem per spec; the
     mixture less their sum is the residual."""
-    return _apply(specs, audio, sr, block_s, power, True, on_progress, spatial, spatial_power, ())
+    return _apply(specs, audio, sr, block_s, power, True, on_progress, spatial, ())
 
 
 def _apply(specs: Sequence[dict], audio: np.ndarray, sr: int, block_s: float, power: float, normalise: bool,
-           on_progress: Optional[Callable[[float], None]], spatial: int = 0, spatial_power: bool = False,
+           on_progress: Optional[Callable[[float], None]], spatial: int = 0,
            others: Sequence[Tuple[np.ndarray, Grid]] = ()) -> list:
     """apply_masks (one spec) or apply_mask_set (``normalise``): one STFT of each block for every spec."""
     specs = [{"pool": "product", "sharpness": 1.0, **sp} for sp in specs]
@@ -190,7 +189,7 @@ def _apply(specs: Sequence[dict], audio: np.ndarray, sr: int, block_s: float, po
 
             left = (1.0 - torch.stack(ms).sum(0)).clamp_min(0.0)
             rest = [left] if normalise else _shares(others, frames, n_mask, stft.n_lin, sr, left)
-            Ys = wiener(X, torch.stack(ms + rest), iterations=int(spatial), update_power=spatial_power)[:len(ms)]
+            Ys = wiener(X, torch.stack(ms + rest), iterations=int(spatial), keep=len(ms))
         else:
             Ys = [X * m[None] for m in ms]
         for out, Y in zip(outs, Ys):

@@ -7,13 +7,15 @@ j (a part, or the rest) is modelled, per STFT bin, as a zero-mean complex Gaussi
 ``v_j(f, t) R_j(f)``: its power ``v_j`` (the mask's share of the mixture's power) times a spatial
 covariance ``R_j`` (``(C, C)`` per frequency: where the source sits in the stereo image, how wide
 it is). The stems are the posterior means ``y_j = v_j R_j (sum_k v_k R_k)^-1 x`` (Duong, Vincent
-& Gribonval 2010; the filter of Open-Unmix's norbert), with ``R_j`` (and optionally ``v_j``) fitted
+& Gribonval 2010; the filter of Open-Unmix's norbert), with ``R_j`` fitted
 by expectation-maximisation. Started from identity covariances, the filter is the mono mask
 itself; each iteration lets the stereo image move energy between the sources.
 
 Shapes: ``X`` ``(C, F, T)`` complex, ``masks`` ``(J, F, T)`` real, summing to 1 in each bin.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 
@@ -32,57 +34,51 @@ def _inv(M: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(M)
 
 
-def _spatial_covariance(y: torch.Tensor, v: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
-    """R ``(F, C, C)`` from the posterior mean ``y`` ``(C, F, T)``, power ``v`` ``(F, T)`` and the
-    posterior covariance's remainder ``post`` ``(F, T, C, C)``: sum_t (y y^H + post) / sum_t v."""
-    yy = torch.einsum("aft,bft->ftab", y, y.conj()) + post
-    return yy.sum(1) / (v.sum(1)[:, None, None] + EPS)
-
-
-def wiener(X: torch.Tensor, masks: torch.Tensor, iterations: int = 1, update_power: bool = False,
-           regularisation: float = 1e-3) -> torch.Tensor:
+def wiener(X: torch.Tensor, masks: torch.Tensor, iterations: int = 1, regularisation: float = 1e-3,
+           keep: Optional[int] = None) -> torch.Tensor:
     """Multichannel Wiener filter (see the module's docstring).
 
     X: the mixture's STFT ``(C, F, T)`` complex. masks: ``(J, F, T)`` in [0, 1], one per source,
-    every source of the mixture among them (a part, the rest, a residual) so that they sum to 1.
-    iterations: EM iterations of the spatial covariances (0: the masks as they are).
-    update_power: also re-estimate each source's power from its posterior (norbert's EM); else the
-    masks' share of the mixture's power is kept and only the stereo image is learnt.
-    regularisation: added to the mixture covariance's diagonal, relative to its mean power.
+    every source of the mixture among them (a part, the rest, a residual) so that they sum to 1;
+    each source's power is its mask's share of the mixture's. iterations: EM iterations of the
+    spatial covariances (0: the masks as they are). regularisation: added to the mixture
+    covariance's diagonal, relative to its mean power. keep: return only the first ``keep``
+    sources (default all).
 
-    Returns the sources' images ``(J, C, F, T)`` complex; they add up to X (up to the regularisation).
+    Returns the sources' images ``(keep, C, F, T)`` complex; all J add up to X (up to the
+    regularisation).
+
+    Each E-step needs ``z = Cxx^-1 x`` once; a source's posterior mean is ``v_j R_j z`` and the sum
+    over time of its posterior covariance ``sum_t (y y^H) + R_j sum_t v_j - R_j (sum_t v_j^2 Cxx^-1) R_j``,
+    so no per-bin matrix product is formed per source.
     """
     C, F, T = X.shape
     J = masks.shape[0]
+    keep = J if keep is None else int(keep)
     masks = masks.to(X.real.dtype)
     if iterations <= 0 or C == 1:
-        return masks[:, None] * X[None]
-    power = (X.abs() ** 2).mean(0)                                      # (F, T)
-    v = masks * power[None]                                             # (J, F, T)
+        return masks[:keep, None] * X[None]
+    v = masks * (X.abs() ** 2).mean(0)[None]                            # (J, F, T) powers
     eye = torch.eye(C, dtype=X.dtype, device=X.device)
-    load = regularisation * power.mean() + EPS
-    R = eye.expand(J, F, C, C).clone()
-    Y = masks[:, None] * X[None]
-    for _ in range(iterations):
-        Cxx = torch.einsum("jft,jfab->ftab", v.to(X.dtype), R) + load * eye   # (F, T, C, C)
-        inv = _inv(Cxx)
-        newR = []
+    load = regularisation * float(v.sum(0).mean()) + EPS
+    R = eye.expand(J, F, C, C).clone()                                  # (J, F, C, C)
+    xt = X.permute(1, 2, 0)                                             # (F, T, C)
+    for it in range(iterations + 1):
+        Cxx = torch.einsum("jft,jfab->ftab", v.to(X.dtype), R) + load * eye
+        inv = _inv(Cxx)                                                 # (F, T, C, C)
+        z = torch.einsum("ftab,ftb->fta", inv, xt)                      # Cxx^-1 x
+        if it == iterations:
+            break
+        newR = torch.empty_like(R)
         for j in range(J):
-            vR = v[j].to(X.dtype)[..., None, None] * R[j][:, None]           # (F, T, C, C)
-            W = vR @ inv
-            y = torch.einsum("ftab,bft->aft", W, X)
-            post = vR - W @ vR                                                # (I - W) v R
-            Rj = _spatial_covariance(y, v[j], post)
-            if update_power:
-                tr = torch.einsum("faa->f", Rj).real / C
-                Rj = Rj / (tr[:, None, None] + EPS)
-                v[j] = torch.einsum("aft,aft->ft", y, y.conj()).real / C + torch.einsum(
-                    "ftaa->ft", post).real / C
-            newR.append(Rj)
-        R = torch.stack(newR)
-    Cxx = torch.einsum("jft,jfab->ftab", v.to(X.dtype), R) + load * eye
-    inv = _inv(Cxx)
-    for j in range(J):
-        W = (v[j].to(X.dtype)[..., None, None] * R[j][:, None]) @ inv
-        Y[j] = torch.einsum("ftab,bft->aft", W, X)
-    return Y
+            vj = v[j]
+            y = vj[..., None] * torch.einsum("fab,ftb->fta", R[j], z)  # (F, T, C)
+            yy = torch.einsum("fta,ftb->fab", y, y.conj())
+            s2 = torch.einsum("ft,ftab->fab", (vj ** 2).to(X.dtype), inv)
+            den = vj.sum(1).to(X.dtype)[:, None, None] + EPS
+            newR[j] = (yy + R[j] * den - R[j] @ s2 @ R[j]) / den
+        R = newR
+    out = torch.empty((keep, C, F, T), dtype=X.dtype, device=X.device)
+    for j in range(keep):
+        out[j] = (v[j][..., None] * torch.einsum("fab,ftb->fta", R[j], z)).permute(2, 0, 1)
+    return out
