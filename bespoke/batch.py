@@ -170,6 +170,9 @@ class StopSignals:
 
     def _note(self, signum, frame):
         self.count += 1
+        if self.count == 1:
+            _watch_the_stop()
+
 
     @property
     def installed(self) -> bool:
@@ -196,12 +199,41 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.count:  # the stop is over: no stacks to print
+            import faulthandler
+
+            faulthandler.cancel_dump_traceback_later()
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
         self._old = {}
         if StopSignals._active is self:
             StopSignals._active = self._outer
         return None
+
+
+def _watch_the_stop() -> None:
+    """A stop that takes far longer than its grace time prints every thread's stack to stderr
+    (then once a minute), so that a hang says where it is; ``kill -USR1`` prints them at once."""
+    import faulthandler
+    import sys
+
+    try:
+        faulthandler.dump_traceback_later(STOP_GRACE_S + 60.0, repeat=True, file=sys.stderr)
+    except (ValueError, OSError, AttributeError):  # no usable stderr
+        pass
+
+
+def stack_dumps_on_request() -> None:
+    """``kill -USR1 <pid>`` of a running batch prints every thread's stack to stderr (where the
+    platform has SIGUSR1)."""
+    import faulthandler
+    import sys
+
+    if hasattr(signal, "SIGUSR1"):
+        try:
+            faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+        except (ValueError, OSError, AttributeError, RuntimeError):
+            pass
 
 
 def run_batch(rows: List[Row], jobs: int = 1, overwrite: bool = False, defaults: Optional[dict] = None,
@@ -289,6 +321,7 @@ def run_from_cli(manifest, jobs: int, overwrite: bool, defaults: dict, dry_run: 
                  allow_outside: bool = False, cluster=None) -> int:
     """``bespoke batch``: returns the exit status (0 all done or skipped, 1 a row failed, 130 stopped).
     ``cluster``: a cluster.ClusterSpec to run the rows on (None: local processes)."""
+    stack_dumps_on_request()
     from .errors import BespokeError
 
     rows = read_manifest(manifest, out_dir=out_dir, allow_outside=allow_outside)

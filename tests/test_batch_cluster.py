@@ -125,6 +125,13 @@ def _killed_on_exit(proc):
     leaves no batch behind)."""
     try:
         yield proc
+    except subprocess.TimeoutExpired:
+        # a hang: the batch prints every thread's stack on SIGUSR1; fail with them
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(3.0)
+        os.killpg(proc.pid, signal.SIGKILL)
+        _out, err = proc.communicate()
+        raise AssertionError(f"the batch did not end in time; its stderr and stacks:\n{err}") from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
