@@ -12,7 +12,7 @@ BASIC_PITCH ?= basic-pitch==0.4.0
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install demo test test-fast lint bench bench-quick bench-ablation bench-budget bench-one-part bench-scale bench-batch clean help
+.PHONY: install demo test test-fast lint bench bench-quick bench-ablation bench-budget bench-one-part bench-scale bench-batch bench-stereo bench-all-stems clean help
 
 help:
 	@echo "make demo         install, then separate examples/ (writes examples/out/)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench-one-part  bespoke given the target's part alone -> bench/ONE-PART.md (~20 min)"
 	@echo "make bench-scale  time and peak memory against song length (1-60 min) -> bench/SCALE.md (~20 min)"
 	@echo "make bench-batch  songs per hour: --jobs 1, --jobs 2, --cluster ray -> bench/BATCH.md (~15 min)"
+	@echo "make bench-stereo stereo versions: one mask on both channels against the spatial filter -> bench/STEREO.md (~30 min)"
+	@echo "make bench-all-stems  --all against one run per part -> bench/ALL-STEMS.md (~15 min)"
 	@echo "make install      just the set-up: libfluidsynth (apt) and .venv with bespoke"
 
 install: $(VENV)/.installed
@@ -97,6 +99,13 @@ bench-scale: $(VENV)/.installed-bench
 
 bench-batch: $(VENV)/.installed-bench $(VENV)/.installed-cluster
 	$(BIN)/python -m bench.batch --repeats 2 --out bench/BATCH.md
+
+bench-stereo: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.stereo --songs track00001:2+5+1+0,track01501,chorale-clarinets,lussier,brahms,track00001:7 \
+		--iterations 3,5,3+,5+,8+ --out bench/STEREO.md
+
+bench-all-stems: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.all_stems --songs lussier,brahms,chorale-mixed --single lussier:0 --out bench/ALL-STEMS.md
 
 clean:
 	rm -rf $(VENV) examples/out .pytest_cache bench/work
