@@ -99,37 +99,7 @@ def si_sdr(est: np.ndarray, ref: np.ndarray) -> float:
     return float(f(est.reshape(-1), ref.reshape(-1)))
 
 
-def nmf_part_masks(path: Path, score: Path, seed: int = 0):
-    """Every part's NMF mask as bespoke's nmf stage makes the target's (same alignment, settings
-    and templates): ({part index: mask ``(n_log, n_frames)``}, its grid)."""
-    import pretty_midi
-    import torch
-
-    from bespoke import midi as midimod
-    from bespoke.audio import load_audio
-    from bespoke.config import Settings
-    from bespoke.nmf import note_spectra, score_nmf
-    from bespoke.pipeline import run
-    from bespoke.spectral import log_magnitude
-    from bespoke.stages.nmf import nmf_setup
-
-    s = Settings(seed=seed)
-    st = run(load_audio(str(path)), pretty_midi.PrettyMIDI(str(score)), 0, s, until="align")
-    rec, aligned = st.values["recording"], st.values["aligned"]
-    insts = aligned.sounding.instruments
-    parts_notes = aligned.parts_notes()
-    percussive = [midimod.is_percussive(p, inst.is_drum) for p, inst in zip(aligned.programs, insts)]
-    grid, cfg = nmf_setup(s, sum(1 for n in parts_notes if len(n)))
-    drums = [inst.is_drum for inst in insts]
-    timbres = note_spectra(aligned.programs, parts_notes, drums, grid, cfg, s.synth.soundfont)
-    tie = [None if drum else int(p) for p, drum in zip(aligned.programs, drums)]
-    V = torch.from_numpy(log_magnitude(rec.mix, grid))
-    res = score_nmf(V, parts_notes, grid, rec.tuning, cfg, seed=seed, keep=list(range(len(insts))),
-                    percussive=percussive, timbres=timbres, tie=tie)
-    return {i: res.masks[i] for i in range(len(insts))}, grid
-
-
-def separate_ways(result, mix: np.ndarray, sr: int, part_masks, iterations: List[str]) -> dict:
+def separate_ways(result, mix: np.ndarray, sr: int, iterations: List[str]) -> dict:
     """The kept masks applied to the stereo ``mix`` ``(2, n)``: {'mono': stem, 'spatial k': stem}."""
     from bespoke.config import Settings
     from bespoke.masks import apply_masks
@@ -145,8 +115,8 @@ def separate_ways(result, mix: np.ndarray, sr: int, part_masks, iterations: List
     first = FirstPass(mask=result.masks["nmf"], grid=grid, one_part=n_parts <= 1, drums=drums)
     spec = ensemble_masks(result.masks["net"], s.grid, first, s.separate)
     out = {}
-    t = result.target_index
-    others = [(m, part_masks[1]) for i, m in part_masks[0].items() if i != t] if part_masks else []
+    # the other parts' NMF masks, as the run kept them for its spatial filter (stereo input, spatial > 0)
+    others = [(m, grid) for m in result.masks.get("others", {}).values()]
     for k in ["0"] + list(iterations):
         out["mono" if k == "0" else f"spatial {k}"] = apply_masks(
             mix.astype(np.float32), sr, **spec, block_s=s.separate.block_s, spatial=int(k.rstrip("+")),
@@ -167,7 +137,7 @@ def main(argv=None) -> int:
     import bespoke
     from bench.songs import load_song, parse_selection
 
-    # "3": 3 EM iterations; "3+": the rest as the other parts (their NMF masks)
+    # "3": 3 EM iterations; "3+": the rest as the other parts (their NMF masks, kept by the run)
     iters = [x for x in a.iterations.split(",") if x]
     work = Path(a.work) if Path(a.work).is_absolute() else REPO / a.work
     rows = []
@@ -179,12 +149,11 @@ def main(argv=None) -> int:
             continue
         path, images, sr, pos = stereo_song(song, work)
         mix = sf.read(str(path), dtype="float32", always_2d=True)[0].T
-        part_masks = nmf_part_masks(path, song.score) if any("+" in k for k in iters) else None
         for t in song.targets:
             t0 = time.time()
             r = bespoke.separate(str(path), str(song.score), target=t, seed=0, steps=a.steps, keep_model=True)
             ref = images[t][:, : mix.shape[1]]
-            ways = separate_ways(r, mix, sr, part_masks, iters)
+            ways = separate_ways(r, mix, sr, iters)
             row = {"song": name, "category": song.category, "target": song.part_names[t], "pan": pos[t],
                    "same_instrument": song.same_instrument(t), "mixture": si_sdr(mix, ref),
                    "stem": si_sdr(r.stem, ref), "seconds": time.time() - t0}

@@ -105,14 +105,15 @@ def _pooled_mask(factors: Sequence[Tuple[np.ndarray, Grid, float]], Ps: Sequence
     return m_lin
 
 
-def _shares(others, frames: np.ndarray, n_mask: int, n_lin: int, sr: int, rest: torch.Tensor) -> list:
-    """``rest`` ``(n_lin, T)`` shared out among the ``others`` masks in proportion to them (where
-    they are all silent, evenly): one ``(n_lin, T)`` tensor each; ``[rest]`` without others."""
+def _shares(others, Po, frames: np.ndarray, n_mask: int, rest: torch.Tensor) -> list:
+    """``rest`` ``(n_lin, T)`` shared out among the ``others`` masks (``Po``: each one's log_to_lin)
+    in proportion to them (where they are all silent, evenly): one ``(n_lin, T)`` tensor each;
+    ``[rest]`` without others."""
     if not others:
         return [rest]
     o = torch.from_numpy(np.stack([
-        _pooled_mask([(mk, g, 1.0)], [log_to_lin(g, n_lin, sr)], frames, n_mask, "product", 1.0, 1.0)
-        for mk, g in others]).astype(np.float32))
+        _pooled_mask([(mk, g, 1.0)], [P], frames, n_mask, "product", 1.0, 1.0)
+        for (mk, g), P in zip(others, Po)]).astype(np.float32))
     total = o.sum(0, keepdim=True)
     share = torch.where(total > 1e-6, o / total.clamp_min(1e-6), torch.full_like(o, 1.0 / len(others)))
     return list(share * rest[None])
@@ -167,6 +168,7 @@ def _apply(specs: Sequence[dict], audio: np.ndarray, sr: int, block_s: float, po
     stft = STFT.at_rate(grid, sr)
     n_fft, hop = stft.n_fft, stft.hop
     Ps = [[log_to_lin(g, stft.n_lin, sr) for _m, g, _w in sp["factors"]] for sp in specs]  # (n_lin_in, n_log_k)
+    Po = [log_to_lin(g, stft.n_lin, sr) for _m, g in others] if spatial > 0 and C > 1 else []
     n_mask = specs[0]["factors"][0][0].shape[1]
     outs = [np.zeros((C, n), dtype=np.float32) for _ in specs]
     block = max(int(block_s * sr), n_fft * 4)
@@ -188,7 +190,7 @@ def _apply(specs: Sequence[dict], audio: np.ndarray, sr: int, block_s: float, po
             from .spatial import wiener
 
             left = (1.0 - torch.stack(ms).sum(0)).clamp_min(0.0)
-            rest = [left] if normalise else _shares(others, frames, n_mask, stft.n_lin, sr, left)
+            rest = [left] if normalise else _shares(others, Po, frames, n_mask, left)
             Ys = wiener(X, torch.stack(ms + rest), iterations=int(spatial), keep=len(ms))
         else:
             Ys = [X * m[None] for m in ms]

@@ -86,7 +86,8 @@ class Result:
     timings: Dict[str, float] = field(default_factory=dict)
     settings: Optional[Settings] = None
     model: Optional[object] = None
-    # with keep_model: "net" (on settings.grid) and "nmf" (on stages.nmf.nmf_setup's grid), each (n_log, n_frames)
+    # with keep_model: "net" (on settings.grid) and "nmf" (on stages.nmf.nmf_setup's grid), each (n_log, n_frames);
+    # "others": {part index: NMF mask} of the other parts when the spatial filter uses them (stereo input)
     masks: Optional[Dict[str, np.ndarray]] = None
     warnings: List[str] = field(default_factory=list)
     input_subtype: Optional[str] = None
@@ -291,6 +292,7 @@ def run(audio: Audio, pm, target_index: int, settings: Settings, progress: Optio
             return state
         if keep_model and st.name == "nmf":
             masks["nmf"] = state.values["first_pass"].mask
+            masks["others"] = dict(state.values["first_pass"].others)   # stereo: the other parts' NMF masks
         drop = [n for n in state.values if last.get(n) == k and n not in RESULT_VALUES]
         if drop and not keep:
             for name in drop:
