@@ -174,21 +174,6 @@ class StopSignals:
             _watch_the_stop()
 
 
-    def reassert(self) -> None:
-        """Install the handlers again (main thread only): a library that set its own signal handler
-        at the C level after we installed ours (Ray, on a background thread, as a run under load
-        showed: Ctrl-C never reached the batch) cannot keep the signals from us."""
-        if self._outer is not None and not self._old:
-            self._outer.reassert()
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in self._old:
-            try:
-                signal.signal(sig, self._note)
-            except (ValueError, OSError):
-                pass
-
     @property
     def installed(self) -> bool:
         return bool(self._old) or (self._outer is not None and self._outer.installed)

@@ -337,7 +337,6 @@ def _follow(driver: Driver, bar: AlbumBar, outcomes: Dict[int, Outcome], stop) -
     capacity, checked = driver.capacity(), time.monotonic()
     try:
         while driver.pending and not stop.requested:
-            stop.reassert()
             ready, _ = ray.wait(list(driver.pending), num_returns=1, timeout=0.5, fetch_local=True)
             for ref in ready:
                 o = driver.collect(ref)
